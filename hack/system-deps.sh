@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the system packages IronLB's tests and lab need, from Debian, when they are missing.
+# Idempotent: a machine that has everything runs no apt command at all.
+set -euo pipefail
+
+missing=()
+need() { # need COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+need go golang-go
+need git git
+need sha256sum coreutils
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[system-deps] installing: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi

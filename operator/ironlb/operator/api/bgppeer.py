@@ -1,0 +1,195 @@
+"""BGPPeer: a BGP session each selected node opens to a router (MetalLB's v1beta2 field names)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from .common import (
+    DNS_SUBDOMAIN_PATTERN,
+    SELECTOR_LIST_MAX,
+    UINT32_MAX,
+    ApiModel,
+    LabelSelector,
+    StatusBase,
+    cel,
+    validations,
+)
+
+_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+
+
+Duration = Annotated[str, Field(max_length=32, pattern=_DURATION_PATTERN)]
+_DURATION_HINT = " A Go duration such as 90s or 1m30s."
+
+
+def _ip_address(field: str) -> dict[str, str]:
+    return cel("isIP(self)", f"'{field} must be an IPv4 or IPv6 address, got \"' + self + '\"'")
+
+
+IPAddress = Annotated[str, Field(max_length=45)]
+
+
+class SecretReference(ApiModel):
+    """A Secret holding the TCP MD5 password under the key ``password``."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the Secret.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Namespace of the Secret; the BGPPeer's namespace when empty.",
+    )
+
+
+class BGPPeerSpec(ApiModel):
+    """One BGP session per selected node, to ``peerAddress``."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.peerASN) != has(self.dynamicASN)",
+                "has(self.peerASN) ? 'set only one of peerASN and dynamicASN, not both'"
+                " : 'one of peerASN and dynamicASN is required'",
+            ),
+            cel(
+                "!(has(self.password) && has(self.passwordSecret))",
+                "'set only one of password and passwordSecret (prefer passwordSecret)'",
+            ),
+            cel(
+                "!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress)"
+                " || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",
+                "'sourceAddress \"' + self.sourceAddress + '\" and peerAddress \"' + self.peerAddress"
+                " + '\" must be of the same IP family'",
+                field_path=".sourceAddress",
+            ),
+            cel(
+                "!has(self.keepaliveTime) || (has(self.holdTime) && duration(self.holdTime) == duration('0s')"
+                " ? duration(self.keepaliveTime) == duration('0s')"
+                " : duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime)"
+                " : duration('90s')))",
+                "'keepaliveTime ' + self.keepaliveTime + ' must be shorter than holdTime '"
+                " + (has(self.holdTime) ? self.holdTime : '90s (the default)')"
+                " + ' (and 0s when holdTime is 0s)'",
+                field_path=".keepaliveTime",
+            ),
+            cel(
+                "!self.ebgpMultiHop || (has(self.peerASN) ? self.peerASN != self.myASN"
+                " : self.dynamicASN == 'external')",
+                "'ebgpMultiHop applies to eBGP sessions only, but this session is iBGP (same ASN on both"
+                " sides)'",
+                field_path=".ebgpMultiHop",
+            ),
+        )
+    )
+
+    my_asn: int = Field(alias="myASN", ge=1, le=UINT32_MAX, description="This cluster's AS number.")
+    peer_asn: int | None = Field(
+        default=None, alias="peerASN", ge=1, le=UINT32_MAX, description="The router's AS number."
+    )
+    dynamic_asn: Literal["internal", "external"] | None = Field(
+        default=None,
+        alias="dynamicASN",
+        description="Instead of peerASN: accept the router's ASN as long as it is iBGP (internal) or eBGP "
+        "(external).",
+    )
+    peer_address: IPAddress = Field(
+        json_schema_extra=validations(_ip_address("peerAddress")),
+        description="The router's address.",
+    )
+    peer_port: int = Field(default=179, ge=1, le=65535, description="The router's TCP port.")
+    source_address: IPAddress | None = Field(
+        default=None,
+        json_schema_extra=validations(_ip_address("sourceAddress")),
+        description="The local address to open the session from; the node's address on the route to "
+        "the peer when empty.",
+    )
+    router_id: str | None = Field(
+        default=None,
+        alias="routerID",
+        max_length=15,
+        json_schema_extra=validations(
+            cel(
+                "isIP(self) && ip(self).family() == 4",
+                "'routerID must be a dotted IPv4 address (a 32-bit id), got \"' + self + '\"'",
+            )
+        ),
+        description="BGP router ID; the node's IPv4 address when empty.",
+    )
+    hold_time: Duration | None = Field(
+        default=None,
+        json_schema_extra=validations(
+            cel(
+                "duration(self) == duration('0s') || (duration(self) >= duration('3s')"
+                " && duration(self) <= duration('65535s'))",
+                "'holdTime must be 0s or between 3s and 65535s (RFC 4271), got ' + self",
+            )
+        ),
+        description="BGP hold time: 0s turns keepalives off, otherwise at least 3s (RFC 4271). Default 90s."
+        + _DURATION_HINT,
+    )
+    keepalive_time: Duration | None = Field(
+        default=None,
+        description="Interval between keepalives; shorter than holdTime. Default holdTime/3."
+        + _DURATION_HINT,
+    )
+    connect_time: Duration | None = Field(
+        default=None,
+        json_schema_extra=validations(
+            cel(
+                "duration(self) >= duration('1s') && duration(self) <= duration('65535s')",
+                "'connectTime must be between 1s and 65535s, got ' + self",
+            )
+        ),
+        description="Time between attempts to open the session." + _DURATION_HINT,
+    )
+    password: str | None = Field(
+        default=None,
+        max_length=80,
+        description="TCP MD5 password in clear text; prefer passwordSecret, which keeps it out of sight.",
+    )
+    password_secret: SecretReference | None = Field(
+        default=None,
+        description="A kubernetes.io/basic-auth Secret whose key 'password' is the MD5 password.",
+    )
+    ebgp_multi_hop: bool = Field(
+        default=False, alias="ebgpMultiHop", description="Allow an eBGP peer that is not directly connected."
+    )
+    enable_graceful_restart: bool = Field(
+        default=False,
+        description="Advertise graceful restart so the router keeps the routes while a speaker restarts.",
+    )
+    node_selectors: list[LabelSelector] | None = Field(
+        default=None,
+        max_length=SELECTOR_LIST_MAX,
+        description="Labels of the nodes that open this session. With none, every node.",
+    )
+
+
+SessionState = Literal["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established", "Unknown"]
+
+
+class NodeSession(ApiModel):
+    """The session of one node to this peer, as its speaker reports it."""
+
+    node: str = Field(max_length=253, description="Node name.")
+    state: SessionState = Field(description="BGP finite-state-machine state.")
+    since: datetime | None = Field(default=None, description="When the session entered this state.")
+    message: str = Field(default="", max_length=1024, description="Why the session is not Established.")
+    announced_prefixes: int = Field(default=0, ge=0, description="Prefixes announced on this session.")
+
+
+class BGPPeerStatus(StatusBase):
+    """Per-node session state, written by the speakers and summarised by the operator."""
+
+    nodes: list[NodeSession] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["node"]},
+        description="One entry per selected node.",
+    )
+    selected_nodes: int = Field(default=0, ge=0, description="Nodes the peer's nodeSelectors select.")
+    established_nodes: int = Field(
+        default=0, ge=0, description="Selected nodes whose session is Established."
+    )
+    sessions: str = Field(default="", max_length=32, description="established/selected, for kubectl get.")

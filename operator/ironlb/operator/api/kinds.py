@@ -1,0 +1,136 @@
+"""The four custom resource kinds: their models, names and how ``kubectl get`` shows them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from .advertisements import AdvertisementStatus, BGPAdvertisementSpec, L2AdvertisementSpec
+from .bgppeer import BGPPeerSpec, BGPPeerStatus
+from .common import GROUP, VERSION
+from .ipaddresspool import IPAddressPoolSpec, IPAddressPoolStatus
+
+CATEGORY = "ironlb"
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    name: str
+    type: str
+    json_path: str
+    description: str
+    priority: int = 0
+
+
+AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since the object was created.")
+POOLS_BY_NAME = PrinterColumn("IPAddressPools", "string", ".spec.ipAddressPools", "Pools announced by name.")
+POOLS_BY_LABEL = PrinterColumn(
+    "IPAddressPool Selectors", "string", ".spec.ipAddressPoolSelectors", "Pools announced by label."
+)
+NODE_SELECTORS = PrinterColumn(
+    "Node Selectors", "string", ".spec.nodeSelectors", "Nodes that may announce.", priority=1
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    description: str
+    columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+    @property
+    def api_version(self) -> str:
+        return f"{GROUP}/{VERSION}"
+
+
+IP_ADDRESS_POOL = Kind(
+    kind="IPAddressPool",
+    plural="ipaddresspools",
+    short_names=("ipool", "ippool"),
+    spec=IPAddressPoolSpec,
+    status=IPAddressPoolStatus,
+    description="A set of addresses IronLB hands out to Services of type LoadBalancer.",
+    columns=(
+        PrinterColumn("Addresses", "string", ".spec.addresses", "The pool's CIDRs and ranges."),
+        PrinterColumn(
+            "Auto Assign", "boolean", ".spec.autoAssign", "Whether any Service may get an address."
+        ),
+        PrinterColumn("Assigned", "integer", ".status.assigned", "Addresses in use."),
+        PrinterColumn("Available", "string", ".status.available", "Addresses still free."),
+        AGE,
+        PrinterColumn("Avoid Buggy IPs", "boolean", ".spec.avoidBuggyIPs", "Skips .0 and .255.", priority=1),
+        PrinterColumn(
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].status',
+            "Whether the pool is usable.",
+            1,
+        ),
+    ),
+)
+
+L2_ADVERTISEMENT = Kind(
+    kind="L2Advertisement",
+    plural="l2advertisements",
+    short_names=("l2adv",),
+    spec=L2AdvertisementSpec,
+    status=AdvertisementStatus,
+    description="Announces pools' addresses on the local network with ARP and NDP, one node at a time.",
+    columns=(
+        POOLS_BY_NAME,
+        POOLS_BY_LABEL,
+        PrinterColumn("Interfaces", "string", ".spec.interfaces", "Interfaces answering ARP/NDP."),
+        AGE,
+        NODE_SELECTORS,
+    ),
+)
+
+BGP_ADVERTISEMENT = Kind(
+    kind="BGPAdvertisement",
+    plural="bgpadvertisements",
+    short_names=("bgpadv",),
+    spec=BGPAdvertisementSpec,
+    status=AdvertisementStatus,
+    description="Announces pools' addresses to BGP peers from every eligible node.",
+    columns=(
+        POOLS_BY_NAME,
+        POOLS_BY_LABEL,
+        PrinterColumn("Peers", "string", ".spec.peers", "Peers announced to; all when empty."),
+        AGE,
+        NODE_SELECTORS,
+        PrinterColumn("Communities", "string", ".spec.communities", "Communities attached.", priority=1),
+    ),
+)
+
+BGP_PEER = Kind(
+    kind="BGPPeer",
+    plural="bgppeers",
+    short_names=("bgpp",),
+    spec=BGPPeerSpec,
+    status=BGPPeerStatus,
+    description="A BGP session that each selected node opens to a router.",
+    columns=(
+        PrinterColumn("Address", "string", ".spec.peerAddress", "The router's address."),
+        PrinterColumn("Peer ASN", "integer", ".spec.peerASN", "The router's AS number."),
+        PrinterColumn("My ASN", "integer", ".spec.myASN", "This cluster's AS number."),
+        PrinterColumn("Sessions", "string", ".status.sessions", "Established sessions / selected nodes."),
+        AGE,
+        PrinterColumn("Port", "integer", ".spec.peerPort", "The router's TCP port.", priority=1),
+        PrinterColumn("Hold Time", "string", ".spec.holdTime", "BGP hold time.", priority=1),
+    ),
+)
+
+ALL_KINDS: tuple[Kind, ...] = (IP_ADDRESS_POOL, L2_ADVERTISEMENT, BGP_ADVERTISEMENT, BGP_PEER)

@@ -1,0 +1,28 @@
+"""Shared fixtures: one real control plane per test session, with IronLB's CRDs installed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ironlb_lab.controlplane import ControlPlane
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """A real etcd + kube-apiserver on loopback; stopped by PID at the end, whatever happened."""
+    plane = ControlPlane().start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def crds_installed(control_plane: ControlPlane) -> ControlPlane:
+    control_plane.install_crds(REPO_ROOT / "crds")
+    control_plane.kubectl("create", "namespace", "ironlb-system")
+    return control_plane
