@@ -1,0 +1,81 @@
+"""Run the real ``ironlb-operator`` process against a lab control plane (tests, demo, benchmarks)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .controlplane import ControlPlane, _die_with_parent, free_port
+
+
+@dataclass
+class OperatorProcess:
+    plane: ControlPlane
+    args: tuple[str, ...] = ()
+    log_path: Path | None = None
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_for: str = "rebuilt state", timeout: float = 60) -> OperatorProcess:
+        assert self.plane.workdir is not None
+        self.log_path = self.log_path or self.plane.workdir / f"operator-{time.monotonic_ns()}.log"
+        executable = Path(sys.executable).parent / "ironlb-operator"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(executable),
+                    "--log-format",
+                    "plain",
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    "--lease-duration",
+                    "6",
+                    *self.args,
+                ],
+                env=self.plane.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        if wait_for:
+            self.wait_for_log(wait_for, timeout)
+        return self
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_text():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"ironlb-operator exited with {self.process.returncode}:\n{self.log_text()[-3000:]}"
+                )
+            time.sleep(0.1)
+        raise TimeoutError(f"ironlb-operator did not log {text!r} in {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,353 @@
+"""The operator's state and reconcile logic: Services, pools, namespaces and advertisements in, writes out.
+
+Decisions are delegated to the pure allocator and the pure translations in ``services``/``poolstatus``;
+this class keeps the caches they need, serialises work per Service, and performs the writes (Service
+status and annotation, pool status, events). It never adds finalizers or bookkeeping annotations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .allocator import Allocation, Allocator, Failure, PoolConfig, SharingClaim
+from .allocator.selectors import any_selector_matches
+from .api import GROUP, VERSION, BGPAdvertisementSpec, IPAddressPoolSpec, L2AdvertisementSpec
+from .kube import ApiError, KubeClient, custom_path, service_path
+from .metrics import ALLOCATION_FAILURES, ALLOCATIONS, POOL_ADDRESSES, POOL_IN_USE, SERVICES_WITH_IP
+from .poolstatus import pool_status
+from .services import (
+    ALLOCATED_FROM_ANNOTATION,
+    InvalidRequest,
+    ServiceFilter,
+    allocated_from,
+    parse_request,
+    service_key,
+    shown_addresses,
+    status_patch,
+)
+
+log = logging.getLogger("ironlb.operator")
+Body = Mapping[str, Any]
+# (object, type, reason, message): posted by kopf in the operator, recorded in tests
+EventSink = Callable[[Body, str, str, str], None]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Controller:
+    kube: KubeClient
+    namespace: str
+    post_event: EventSink
+    service_filter: ServiceFilter = field(default_factory=ServiceFilter)
+    allocator: Allocator = field(default_factory=Allocator)
+
+    def __post_init__(self) -> None:
+        self.services: dict[str, Body] = {}  # every LoadBalancer Service we handle, as last seen
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+        self.pools: dict[str, Body] = {}
+        self.advertisements: dict[tuple[str, str], L2AdvertisementSpec | BGPAdvertisementSpec] = {}
+        self._last_event: dict[tuple[str, str], tuple[str, str]] = {}  # (object, topic) -> (reason, message)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._dirty_pools: set[str] = set()
+        self._written_pool_status: dict[str, dict[str, Any]] = {}
+        self._not_announced: set[str] = set()  # Services holding an IP no advertisement announces
+        self.background: asyncio.Task[None] | None = None  # the pool-status writer, kept referenced
+
+    # ------------------------------------------------------------------------------------------- start-up
+    def rebuild(self) -> int:
+        """Adopt every IP Services already show, oldest Service first, before anything new is allocated."""
+        for namespace in self.kube.list_all("/api/v1/namespaces"):
+            self.namespace_labels[namespace["metadata"]["name"]] = dict(
+                namespace["metadata"].get("labels") or {}
+            )
+        for pool in self.kube.list_all(custom_path(GROUP, VERSION, self.namespace, "ipaddresspools")):
+            self._upsert_pool(pool)
+        for kind in ("l2advertisements", "bgpadvertisements"):
+            for advertisement in self.kube.list_all(custom_path(GROUP, VERSION, self.namespace, kind)):
+                self._set_advertisement(advertisement, deleted=False)
+        services = [s for s in self.kube.list_all("/api/v1/services") if self.service_filter.handles(s)]
+        services.sort(key=lambda s: (s["metadata"].get("creationTimestamp", ""), service_key(s)))
+        adopted = 0
+        for service in services:
+            key = service_key(service)
+            self.services[key] = service
+            addresses = shown_addresses(service)
+            if not addresses:
+                continue
+            parsed = parse_request(service, self.namespace_labels.get(service["metadata"]["namespace"], {}))
+            claim = parsed.request.sharing if not isinstance(parsed, InvalidRequest) else SharingClaim()
+            result = self.allocator.restore(key, addresses, allocated_from(service), claim)
+            if isinstance(result, Allocation):
+                adopted += 1
+            else:
+                log.warning("not adopting %s for %s: %s", addresses, key, result.message)
+        self._dirty_pools.update(self.pools)
+        log.info(
+            "rebuilt state: %d pools, %d Services, %d adopted IPs", len(self.pools), len(services), adopted
+        )
+        return adopted
+
+    # --------------------------------------------------------------------------------------- Services
+    async def on_service(self, body: Body, deleted: bool) -> None:
+        key = service_key(body)
+        async with self._lock(key):
+            await self._reconcile_service(body, deleted)
+
+    async def _reconcile_service(self, body: Body, deleted: bool) -> None:
+        key = service_key(body)
+        if deleted or not self.service_filter.handles(body):
+            self.services.pop(key, None)
+            self._not_announced.discard(key)
+            released = self.allocator.release(key)
+            if released is not None:
+                self._dirty_pools.add(released.pool)
+                if not deleted:  # no longer a LoadBalancer of ours: take our IP off it
+                    await self._write_service(body, (), None)
+                    self._event(body, "Normal", "IPReleased", f"released {released.describe()}")
+            return
+        self.services[key] = body
+        parsed = parse_request(body, self.namespace_labels.get(key.split("/", 1)[0], {}))
+        if isinstance(parsed, InvalidRequest):
+            self._event_once(body, "request", "Warning", "InvalidRequest", parsed.message)
+            return
+        for legacy, preferred in parsed.legacy_annotations:
+            self._event_once(
+                body,
+                f"legacy:{legacy}",
+                "Warning",
+                "LegacyAnnotation",
+                f"annotation {legacy} is MetalLB's; IronLB honours it, but use {preferred} instead",
+            )
+        before = self.allocator.allocation_of(key)
+        result = self.allocator.assign(parsed.request)
+        if isinstance(result, Failure):
+            await self._failed(body, result)
+            return
+        self._dirty_pools.add(result.pool)
+        if before is not None:
+            self._dirty_pools.add(before.pool)
+        await self._write_service(body, result.addresses, result.pool)
+        if before is None or before.addresses != result.addresses:
+            ALLOCATIONS.inc()
+            self._event_once(
+                body,
+                "allocation",
+                "Normal",
+                "IPAllocated",
+                f"assigned {result.describe()} from IPAddressPool {result.pool}",
+            )
+        if not result.complete:
+            missing = [f"IPv{f}" for f in parsed.request.families if f not in result.families]
+            self._event_once(
+                body,
+                "partial",
+                "Normal",
+                "DualStackIncomplete",
+                f"PreferDualStack: no {'/'.join(missing)} address available in IPAddressPool {result.pool} "
+                "yet; it is added when one is",
+            )
+        if not self.announced(result.pool):
+            self._not_announced.add(key)
+            self._event_once(
+                body,
+                "announce",
+                "Warning",
+                "NotAnnounced",
+                f"IPAddressPool {result.pool} is selected by no L2Advertisement or BGPAdvertisement in "
+                f"namespace {self.namespace}: {result.describe()} is allocated but not reachable",
+            )
+        elif key in self._not_announced:
+            self._not_announced.discard(key)
+            self._last_event.pop((_object_key(body), "announce"), None)
+
+    async def _failed(self, body: Body, failure: Failure) -> None:
+        key = service_key(body)
+        ALLOCATION_FAILURES.labels(reason=failure.reason.value).inc()
+        self._event_once(body, "allocation", "Warning", failure.reason.value, failure.message)
+        shown = shown_addresses(body)
+        if shown and self.allocator.allocation_of(key) is None:
+            await self._write_service(body, (), None)  # never leave an IP on it that another Service holds
+
+    async def _write_service(self, body: Body, addresses: tuple[Any, ...], pool: str | None) -> None:
+        metadata = body["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        try:
+            if set(shown_addresses(body)) != set(addresses):
+                patch = (
+                    status_patch(addresses) if addresses else {"status": {"loadBalancer": {"ingress": None}}}
+                )
+                await asyncio.to_thread(self.kube.merge_patch, service_path(namespace, name, "status"), patch)
+            if allocated_from(body) != pool:
+                annotations = {"metadata": {"annotations": {ALLOCATED_FROM_ANNOTATION: pool}}}
+                await asyncio.to_thread(self.kube.merge_patch, service_path(namespace, name), annotations)
+        except ApiError as error:
+            if error.status != 404:  # a deleted Service needs nothing; anything else is retried by kopf
+                raise
+
+    # ------------------------------------------------------------------------------------------ pools
+    def _upsert_pool(self, body: Body) -> None:
+        name = body["metadata"]["name"]
+        spec = IPAddressPoolSpec.model_validate(body.get("spec") or {})
+        config = PoolConfig.from_spec(
+            name, spec, body["metadata"].get("labels"), body["metadata"].get("creationTimestamp", "")
+        )
+        self.pools[name] = body
+        self.allocator.upsert_pool(config)
+
+    async def on_pool(self, body: Body, deleted: bool) -> None:
+        if body["metadata"].get("namespace") != self.namespace:
+            return
+        name = body["metadata"]["name"]
+        previous = self.pools.get(name)
+        if deleted:
+            self.pools.pop(name, None)
+            self.allocator.remove_pool(name)
+            self._written_pool_status.pop(name, None)
+            for gauge, family in ((g, f) for g in (POOL_ADDRESSES, POOL_IN_USE) for f in ("IPv4", "IPv6")):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(name, family)
+        elif (
+            previous is not None
+            and previous.get("spec") == body.get("spec")
+            and (previous["metadata"].get("labels") == body["metadata"].get("labels"))
+        ):
+            self.pools[name] = body  # only status or metadata changed: nothing to re-evaluate
+            return
+        else:
+            self._upsert_pool(body)
+        self._dirty_pools.update(self.pools)  # overlaps may have changed for any pool
+        await self._after_config_change()
+        for service in self.allocator.services_outside_pool(name):
+            allocation = self.allocator.allocation_of(service)
+            if service in self.services and allocation is not None:
+                self._event_once(
+                    self.services[service],
+                    "outside",
+                    "Warning",
+                    "IPOutsidePool",
+                    f"{allocation.describe()} is no longer in IPAddressPool {name}; the Service keeps it "
+                    "(re-create the Service to move it)",
+                )
+
+    async def on_namespace(self, body: Body, deleted: bool) -> None:
+        name = body["metadata"]["name"]
+        labels = dict(body["metadata"].get("labels") or {})
+        if deleted:
+            self.namespace_labels.pop(name, None)
+        elif self.namespace_labels.get(name) != labels:
+            self.namespace_labels[name] = labels
+            await self._after_config_change()
+
+    async def on_advertisement(self, body: Body, deleted: bool) -> None:
+        if body["metadata"].get("namespace") == self.namespace:
+            self._set_advertisement(body, deleted)
+            await self._after_config_change()
+
+    def _set_advertisement(self, body: Body, deleted: bool) -> None:
+        key = (body["kind"], body["metadata"]["name"])
+        if deleted:
+            self.advertisements.pop(key, None)
+            return
+        model = L2AdvertisementSpec if body["kind"] == "L2Advertisement" else BGPAdvertisementSpec
+        self.advertisements[key] = model.model_validate(body.get("spec") or {})
+
+    def announced(self, pool: str) -> bool:
+        """Whether any advertisement selects the pool (by name, by label, or by selecting every pool)."""
+        config = self.allocator.pool_config(pool)
+        labels = config.labels if config else {}
+        for spec in self.advertisements.values():
+            names, selectors = spec.ip_address_pools or [], spec.ip_address_pool_selectors or []
+            if not names and not selectors:
+                return True
+            if pool in names or (selectors and any_selector_matches(selectors, labels)):
+                return True
+        return False
+
+    async def _after_config_change(self) -> None:
+        """Re-evaluate only the Services the change can help: those without an IP or missing a family."""
+        waiting = [
+            body
+            for key, body in list(self.services.items())
+            if (allocation := self.allocator.allocation_of(key)) is None
+            or not allocation.complete
+            or key in self._not_announced
+        ]
+        await asyncio.gather(*(self.on_service(body, deleted=False) for body in waiting))
+
+    # ------------------------------------------------------------------------------------ pool status
+    async def flush_pool_statuses(self) -> None:
+        """Write the status of pools whose counts or conditions changed (called periodically)."""
+        dirty, self._dirty_pools = self._dirty_pools, set()
+        for name in sorted(dirty):
+            body = self.pools.get(name)
+            if body is None:
+                continue
+            previous = (body.get("status") or {}).get("conditions") or []
+            status = pool_status(self.allocator, name, previous, body["metadata"].get("generation"), _now())
+            usage = self.allocator.usage(name)
+            for family in (4, 6):
+                POOL_ADDRESSES.labels(pool=name, family=f"IPv{family}").set(min(usage.total[family], 2**63))
+                POOL_IN_USE.labels(pool=name, family=f"IPv{family}").set(usage.assigned[family])
+            comparable = {k: v for k, v in status.items() if k != "conditions"}
+            comparable["conditions"] = [{**c, "lastTransitionTime": None} for c in status["conditions"]]
+            if self._written_pool_status.get(name) == comparable:
+                continue
+            self._pool_events(body, status)
+            try:
+                await asyncio.to_thread(
+                    self.kube.merge_patch,
+                    custom_path(GROUP, VERSION, self.namespace, "ipaddresspools", name, "status"),
+                    {"status": status},
+                )
+                self._written_pool_status[name] = comparable
+            except ApiError as error:
+                log.warning("pool %s status: %s", name, error)
+                self._dirty_pools.add(name)
+        SERVICES_WITH_IP.set(len(self.allocator.services()))
+
+    def _pool_events(self, body: Body, status: Mapping[str, Any]) -> None:
+        for condition in status["conditions"]:
+            if (
+                condition["type"] in ("Overlapping", "Exhausted", "ServicesOutsidePool")
+                and condition["status"] == "True"
+            ):
+                self._event_once(
+                    body, condition["type"], "Warning", condition["reason"], condition["message"]
+                )
+            elif condition["status"] == "False":
+                self._last_event.pop((_object_key(body), condition["type"]), None)
+
+    # ---------------------------------------------------------------------------------------- helpers
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _event(self, body: Body, kind: str, reason: str, message: str) -> None:
+        try:
+            self.post_event(body, kind, reason, message)
+        except Exception as error:  # an event must never break reconciliation
+            log.warning("event %s on %s: %s", reason, _object_key(body), error)
+
+    def _event_once(self, body: Body, topic: str, kind: str, reason: str, message: str) -> None:
+        """Post an event unless the same one was the last posted on this topic (no storms on resync)."""
+        key = (_object_key(body), topic)
+        if self._last_event.get(key) == (reason, message):
+            return
+        self._last_event[key] = (reason, message)
+        self._event(body, kind, reason, message)
+
+
+def _object_key(body: Body) -> str:
+    metadata = body["metadata"]
+    return f"{body.get('kind', '')}:{metadata.get('namespace', '')}/{metadata['name']}"

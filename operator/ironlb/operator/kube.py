@@ -1,0 +1,118 @@
+"""A thin JSON client for the Kubernetes API (urllib3 with the credentials the kubernetes package resolves).
+
+The generated client validates every response into models, which costs more than the operator's own work at
+thousands of Services; the operator only needs a few verbs on plain dicts. Authentication (kubeconfig,
+in-cluster token with its refresh) still comes from the kubernetes package's Configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+from kubernetes import client, config
+
+MERGE_PATCH = "application/merge-patch+json"
+Json = dict[str, Any]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def load_configuration() -> client.Configuration:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return configuration
+
+
+class KubeClient:
+    def __init__(self, configuration: client.Configuration, pool_size: int = 32) -> None:
+        self.configuration = configuration
+        self.host = configuration.host.rstrip("/")
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, configuration.key_file)
+        if not configuration.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=True, ssl_context=context)
+
+    @classmethod
+    def from_environment(cls) -> KubeClient:
+        return cls(load_configuration())
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        settings: dict[str, dict[str, Any]] = self.configuration.auth_settings()  # type: ignore[assignment]
+        for setting in settings.values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[str(setting["key"])] = str(setting["value"])
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Json | None = None,
+        *,
+        content_type: str = "application/json",
+        query: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> Json:
+        url = self.host + path + (f"?{urlencode(query)}" if query else "")
+        response = self.pool.request(
+            method,
+            url,
+            body=None if body is None else json.dumps(body).encode(),
+            headers=self._headers(content_type),
+            timeout=timeout,
+            retries=False,
+        )
+        payload: Json = json.loads(response.data) if response.data else {}
+        if response.status >= 400:
+            raise ApiError(response.status, str(payload.get("message") or response.data[:200]))
+        return payload
+
+    def get(self, path: str, query: dict[str, str] | None = None) -> Json:
+        return self.request("GET", path, query=query)
+
+    def merge_patch(self, path: str, body: Json) -> Json:
+        return self.request("PATCH", path, body, content_type=MERGE_PATCH)
+
+    def list_all(self, path: str, page_size: int = 500) -> list[Json]:
+        """Every item of a list, paging with `continue`; items get their kind back (lists omit it)."""
+        items: list[Json] = []
+        query = {"limit": str(page_size)}
+        while True:
+            page = self.get(path, query)
+            kind = page.get("kind", "").removesuffix("List")
+            for item in page.get("items", []):
+                item.setdefault("apiVersion", page.get("apiVersion"))
+                item.setdefault("kind", kind)
+                items.append(item)
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query = {"limit": str(page_size), "continue": token}
+
+
+def service_path(namespace: str, name: str, subresource: str = "") -> str:
+    return f"/api/v1/namespaces/{quote(namespace)}/services/{quote(name)}" + (
+        f"/{subresource}" if subresource else ""
+    )
+
+
+def custom_path(group: str, version: str, namespace: str, plural: str, name: str = "", sub: str = "") -> str:
+    path = f"/apis/{group}/{version}/namespaces/{quote(namespace)}/{plural}"
+    return path + (f"/{quote(name)}" if name else "") + (f"/{sub}" if sub else "")

@@ -1,0 +1,96 @@
+"""The status an IPAddressPool should show, computed from the allocator (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .allocator import Allocator, format_count
+
+INT64_MAX = 2**63 - 1
+
+
+def _condition(
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    previous: Mapping[str, Mapping[str, Any]],
+    now: str,
+    generation: int | None,
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    before = previous.get(kind)
+    changed = before is None or before.get("status") != status
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),  # type: ignore[union-attr]
+        "observedGeneration": generation,
+    }
+
+
+def pool_status(
+    allocator: Allocator,
+    name: str,
+    previous_conditions: Sequence[Mapping[str, Any]],
+    generation: int | None,
+    now: str,
+) -> dict[str, Any]:
+    """Counts per family (IPv6 saturated at 2^63-1, the ``available`` string exact) and conditions."""
+    usage = allocator.usage(name)
+    previous = {condition["type"]: condition for condition in previous_conditions}
+    overlaps = allocator.overlaps(name)
+    blocked = allocator.is_blocked(name)
+    outside = allocator.services_outside_pool(name)
+    exhausted = [f"IPv{f}" for f in (4, 6) if usage.total[f] and not usage.available[f]]
+    overlap_text = ", ".join(f"{other} ({where})" for other, where in sorted(overlaps.items()))
+
+    def condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+        return _condition(kind, ok, reason, message, previous, now, generation)
+
+    conditions = [
+        condition(
+            "Ready",
+            not blocked,
+            "Overlapping" if blocked else "Allocating",
+            f"hands out no new addresses: overlaps older pool(s) {overlap_text}"
+            if blocked
+            else "hands out addresses",
+        ),
+        condition(
+            "Overlapping",
+            bool(overlaps),
+            "Overlapping" if overlaps else "NoOverlap",
+            f"overlaps {overlap_text}" if overlaps else "no other pool shares an address",
+        ),
+        condition(
+            "Exhausted",
+            bool(exhausted),
+            "Exhausted" if exhausted else "AddressesFree",
+            f"no free {' or '.join(exhausted)} address" if exhausted else "addresses are free",
+        ),
+        condition(
+            "ServicesOutsidePool",
+            bool(outside),
+            "PoolShrunk" if outside else "AllInside",
+            (
+                f"{len(outside)} Service(s) keep IPs this pool no longer contains: {', '.join(outside[:10])}"
+                + (" ..." if len(outside) > 10 else "")
+            )
+            if outside
+            else "every Service allocated from this pool holds an address inside it",
+        ),
+    ]
+    return {
+        "assignedIPv4": usage.assigned[4],
+        "assignedIPv6": usage.assigned[6],
+        "availableIPv4": usage.available[4],
+        "availableIPv6": min(usage.available[6], INT64_MAX),
+        "assigned": usage.assigned[4] + usage.assigned[6],
+        "available": format_count(usage.available[4] + usage.available[6]),
+        "conditions": conditions,
+        "observedGeneration": generation,
+    }

@@ -1,0 +1,230 @@
+"""The real ironlb-operator process against the real control plane, one behaviour per test."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from clusterhelpers import Cluster, wait_until
+from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.operator import OperatorProcess
+
+
+@pytest.fixture(scope="module")
+def cluster(crds_installed: ControlPlane) -> Iterator[Cluster]:
+    # a namespace of its own: other test modules' pools (docs/examples) must not overlap these
+    cluster = Cluster(crds_installed, namespace="operator-tests")
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster.namespace}})
+    cluster.apply(
+        {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": "announced-pools", "namespace": cluster.namespace},
+            "spec": {"ipAddressPoolSelectors": [{"matchLabels": {"announce": "yes"}}]},
+        }
+    )
+    with OperatorProcess(crds_installed, args=("--namespace", cluster.namespace)) as operator:
+        cluster.operator = operator  # type: ignore[attr-defined]
+        yield cluster
+
+
+def only_for(namespace: str) -> dict[str, Any]:
+    return {"serviceAllocation": {"namespaces": [namespace]}}
+
+
+def test_seed_service_gets_an_ip_from_the_annotated_pool(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("addresspool-sample1", "203.0.113.1-203.0.113.16", autoAssign=False)
+    cluster.service(
+        namespace,
+        "metallb-nginx-svc",
+        ports=(5678,),
+        externalTrafficPolicy="Local",
+        annotations={"metallb.universe.tf/address-pool": "addresspool-sample1"},
+    )
+    assert cluster.wait_ingress(namespace, "metallb-nginx-svc") == ["203.0.113.1"]
+    service = cluster.get("service", "metallb-nginx-svc", namespace)
+    assert service is not None
+    annotations = service["metadata"]["annotations"]
+    assert annotations["ironlb.io/ip-allocated-from-pool"] == "addresspool-sample1"
+    assert not [key for key in annotations if "kopf" in key], annotations
+    assert not service["metadata"].get("finalizers")
+    allocated = cluster.wait_event(namespace, "metallb-nginx-svc", "IPAllocated")
+    assert "203.0.113.1 from IPAddressPool addresspool-sample1" in allocated["message"]
+    legacy = cluster.wait_event(namespace, "metallb-nginx-svc", "LegacyAnnotation")
+    assert "use ironlb.io/address-pool" in legacy["message"] and legacy["type"] == "Warning"
+    wait_until(lambda: cluster.pool_status("addresspool-sample1").get("assigned") == 1, what="pool count")
+    status = cluster.pool_status("addresspool-sample1")
+    assert (status["assignedIPv4"], status["availableIPv4"], status["available"]) == (1, 15, "15")
+
+
+def test_ip_is_released_on_delete_and_when_no_longer_a_load_balancer(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("release", "203.0.113.32/30", **only_for(namespace))
+    cluster.service(namespace, "a")
+    cluster.service(namespace, "b")
+    assert sorted(cluster.wait_ingress(namespace, "a") + cluster.wait_ingress(namespace, "b")) == [
+        "203.0.113.32",
+        "203.0.113.33",
+    ]
+    cluster.plane.kubectl(
+        "patch", "service", "a", "-n", namespace, "--type=merge", "-p", '{"spec": {"type": "ClusterIP"}}'
+    )
+    wait_until(lambda: cluster.ingress(namespace, "a") == [], what="status cleared")
+    cluster.wait_event(namespace, "a", "IPReleased")
+    cluster.plane.kubectl("delete", "service", "b", "-n", namespace)
+    wait_until(lambda: cluster.pool_status("release").get("assigned") == 0, what="pool back to 0")
+
+
+def test_requested_ips_by_field_and_annotation_and_conflicts(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("requested", "203.0.113.40/29", **only_for(namespace))
+    cluster.service(namespace, "by-field", loadBalancerIP="203.0.113.45")
+    cluster.service(namespace, "by-annotation", annotations={"ironlb.io/loadBalancerIPs": "203.0.113.46"})
+    assert cluster.wait_ingress(namespace, "by-field") == ["203.0.113.45"]
+    assert cluster.wait_ingress(namespace, "by-annotation") == ["203.0.113.46"]
+    cluster.service(namespace, "taken", annotations={"ironlb.io/loadBalancerIPs": "203.0.113.46"})
+    event = cluster.wait_event(namespace, "taken", "RequestedIPInUse")
+    assert f"{namespace}/by-annotation" in event["message"]
+    cluster.service(namespace, "outside", annotations={"ironlb.io/loadBalancerIPs": "198.51.100.77"})
+    outside = cluster.wait_event(namespace, "outside", "RequestedIPNotInPool")
+    assert "198.51.100.77" in outside["message"]
+    cluster.service(namespace, "garbled", annotations={"ironlb.io/loadBalancerIPs": "203.0.113.300"})
+    garbled = cluster.wait_event(namespace, "garbled", "InvalidRequest")
+    assert "'203.0.113.300' is not an IP address" in garbled["message"]
+    assert cluster.ingress(namespace, "taken") == cluster.ingress(namespace, "outside") == []
+
+
+def test_pending_services_say_why(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.service(namespace, "no-pool", annotations={"ironlb.io/address-pool": "does-not-exist"})
+    assert (
+        "'does-not-exist' does not exist"
+        in cluster.wait_event(namespace, "no-pool", "PoolNotFound")["message"]
+    )
+    cluster.service(namespace, "no-match")
+    matched = cluster.wait_event(namespace, "no-match", "NoMatchingPool")
+    assert f"namespace '{namespace}'" in matched["message"]
+    cluster.pool("one-address", "203.0.113.50/32", autoAssign=False)
+    cluster.service(namespace, "first", annotations={"ironlb.io/address-pool": "one-address"})
+    cluster.wait_ingress(namespace, "first")
+    cluster.service(namespace, "second", annotations={"ironlb.io/address-pool": "one-address"})
+    exhausted = cluster.wait_event(namespace, "second", "PoolExhausted")
+    assert "(1 of 1 in use)" in exhausted["message"]
+    wait_until(
+        lambda: cluster.condition("one-address", "Exhausted").get("status") == "True", what="Exhausted"
+    )
+
+
+def test_a_pending_service_gets_its_ip_when_a_pool_appears(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.service(namespace, "early")
+    cluster.wait_event(namespace, "early", "NoMatchingPool")
+    cluster.pool("late", "203.0.113.56/30", **only_for(namespace))
+    assert cluster.wait_ingress(namespace, "early") == ["203.0.113.56"]
+
+
+def test_pool_nobody_announces_is_reported(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("silent", "203.0.113.60/30", labels={}, **only_for(namespace))
+    cluster.service(namespace, "quiet")
+    cluster.wait_ingress(namespace, "quiet")
+    event = cluster.wait_event(namespace, "quiet", "NotAnnounced")
+    assert "selected by no L2Advertisement or BGPAdvertisement" in event["message"]
+
+
+def test_sharing_one_ip_and_a_port_conflict(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("shared", "203.0.113.64/30", **only_for(namespace))
+    key = {"ironlb.io/allow-shared-ip": "web"}
+    cluster.service(namespace, "http", ports=(80,), annotations=key)
+    cluster.service(namespace, "https", ports=(443,), annotations=key)
+    assert (
+        cluster.wait_ingress(namespace, "http")
+        == cluster.wait_ingress(namespace, "https")
+        == ["203.0.113.64"]
+    )
+    cluster.service(
+        namespace, "clash", ports=(80,), annotations={**key, "ironlb.io/loadBalancerIPs": "203.0.113.64"}
+    )
+    event = cluster.wait_event(namespace, "clash", "SharingConflict")
+    assert "port TCP/80" in event["message"]
+
+
+def test_dual_stack_require_and_prefer(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("dual", "203.0.113.68/30", "2001:db8:10::/126", **only_for(namespace))
+    cluster.service(namespace, "both", ipFamilyPolicy="RequireDualStack", ipFamilies=["IPv6", "IPv4"])
+    assert cluster.wait_ingress(namespace, "both", count=2) == ["2001:db8:10::", "203.0.113.68"]
+    other = cluster.new_namespace()
+    cluster.pool("v4-first", "203.0.113.72/30", **only_for(other))
+    cluster.service(other, "prefer", ipFamilyPolicy="PreferDualStack", ipFamilies=["IPv4", "IPv6"])
+    assert cluster.wait_ingress(other, "prefer") == ["203.0.113.72"]
+    cluster.wait_event(other, "prefer", "DualStackIncomplete")
+    cluster.pool("v4-first", "203.0.113.72/30", "2001:db8:11::/126", **only_for(other))
+    assert cluster.wait_ingress(other, "prefer", count=2) == ["203.0.113.72", "2001:db8:11::"]
+
+
+def test_services_of_another_load_balancer_class_are_left_alone(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("classy", "203.0.113.76/30", **only_for(namespace))
+    cluster.service(namespace, "theirs", loadBalancerClass="example.com/other")
+    cluster.service(namespace, "ours", loadBalancerClass="ironlb.io/ironlb")
+    cluster.wait_ingress(namespace, "ours")
+    assert cluster.ingress(namespace, "theirs") == [] and cluster.events(namespace, "theirs") == []
+
+
+def test_overlapping_pools_are_reported_and_existing_ips_keep_working(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("older", "203.0.113.80/29", **only_for(namespace))
+    cluster.service(namespace, "kept")
+    kept = cluster.wait_ingress(namespace, "kept")
+    time.sleep(1.1)  # creationTimestamp has one-second resolution; within a second the name decides
+    cluster.pool("newer", "203.0.113.84-203.0.113.90", **only_for(namespace))
+    wait_until(lambda: cluster.condition("newer", "Ready").get("status") == "False", what="newer not Ready")
+    assert "older (203.0.113.84-203.0.113.87)" in cluster.condition("newer", "Overlapping")["message"]
+    assert cluster.condition("older", "Overlapping")["status"] == "True"
+    assert cluster.condition("older", "Ready")["status"] == "True"
+    assert cluster.ingress(namespace, "kept") == kept
+
+
+def test_a_shrunk_pool_reports_services_it_no_longer_contains(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("shrinking", "203.0.113.96/29", **only_for(namespace))
+    for name in ("s0", "s1", "s2"):
+        cluster.service(namespace, name)
+        cluster.wait_ingress(namespace, name)
+    cluster.pool("shrinking", "203.0.113.96/31", **only_for(namespace))
+    wait_until(
+        lambda: cluster.condition("shrinking", "ServicesOutsidePool").get("status") == "True",
+        what="ServicesOutsidePool",
+    )
+    assert f"{namespace}/s2" in cluster.condition("shrinking", "ServicesOutsidePool")["message"]
+    assert cluster.ingress(namespace, "s2") == ["203.0.113.98"]
+    assert (
+        "no longer in IPAddressPool shrinking"
+        in cluster.wait_event(namespace, "s2", "IPOutsidePool")["message"]
+    )
+
+
+def test_metrics_show_pools_and_failures(cluster: Cluster) -> None:
+    namespace = cluster.new_namespace()
+    cluster.pool("metered", "203.0.113.104/30", **only_for(namespace))
+    cluster.service(namespace, "m")
+    cluster.wait_ingress(namespace, "m")
+    operator: OperatorProcess = cluster.operator  # type: ignore[attr-defined]
+
+    def scrape() -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5
+        ) as response:
+            return str(response.read().decode())
+
+    text = wait_until(lambda: (t := scrape()) and 'pool="metered"' in t and t, what="pool metrics")
+    assert re.search(r'ironlb_address_pool_addresses_total\{family="IPv4",pool="metered"\} 4\.0', text)
+    assert re.search(r'ironlb_address_pool_addresses_in_use\{family="IPv4",pool="metered"\} 1\.0', text)
+    assert re.search(r'ironlb_allocation_failures_total\{reason="PoolNotFound"\} [1-9]', text)
