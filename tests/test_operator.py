@@ -190,6 +190,8 @@ def test_overlapping_pools_are_reported_and_existing_ips_keep_working(cluster: C
     assert cluster.condition("older", "Overlapping")["status"] == "True"
     assert cluster.condition("older", "Ready")["status"] == "True"
     assert cluster.ingress(namespace, "kept") == kept
+    event = cluster.wait_event(cluster.namespace, "newer", "Overlapping")
+    assert event["type"] == "Warning" and "older (203.0.113.84-203.0.113.87)" in event["message"]
 
 
 def test_a_shrunk_pool_reports_services_it_no_longer_contains(cluster: Cluster) -> None:
@@ -224,7 +226,28 @@ def test_metrics_show_pools_and_failures(cluster: Cluster) -> None:
         ) as response:
             return str(response.read().decode())
 
-    text = wait_until(lambda: (t := scrape()) and 'pool="metered"' in t and t, what="pool metrics")
+    in_use = r'ironlb_address_pool_addresses_in_use\{family="IPv4",pool="metered"\} 1\.0'
+    text = wait_until(lambda: (t := scrape()) and re.search(in_use, t) and t, what="pool metrics")
     assert re.search(r'ironlb_address_pool_addresses_total\{family="IPv4",pool="metered"\} 4\.0', text)
-    assert re.search(r'ironlb_address_pool_addresses_in_use\{family="IPv4",pool="metered"\} 1\.0', text)
     assert re.search(r'ironlb_allocation_failures_total\{reason="PoolNotFound"\} [1-9]', text)
+
+
+def test_an_advertisement_naming_a_missing_pool_says_so(cluster: Cluster) -> None:
+    cluster.apply(
+        {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": "typo", "namespace": cluster.namespace},
+            "spec": {"ipAddressPools": ["prodution"]},
+        }
+    )
+
+    def ready() -> dict[str, Any]:
+        status = (cluster.get("l2advertisement", "typo") or {}).get("status", {})
+        return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+
+    missing = wait_until(lambda: ready().get("status") == "False" and ready(), what="Ready=False")
+    assert missing["reason"] == "PoolsMissing" and "prodution" in missing["message"]
+    cluster.wait_event(cluster.namespace, "typo", "PoolsMissing")
+    cluster.pool("prodution", "203.0.113.108/30", autoAssign=False)
+    wait_until(lambda: ready().get("status") == "True", what="Ready=True once the pool exists")

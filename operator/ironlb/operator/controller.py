@@ -20,7 +20,7 @@ from .allocator.selectors import any_selector_matches
 from .api import GROUP, VERSION, BGPAdvertisementSpec, IPAddressPoolSpec, L2AdvertisementSpec
 from .kube import ApiError, KubeClient, custom_path, service_path
 from .metrics import ALLOCATION_FAILURES, ALLOCATIONS, POOL_ADDRESSES, POOL_IN_USE, SERVICES_WITH_IP
-from .poolstatus import pool_status
+from .poolstatus import advertisement_status, pool_status
 from .services import (
     ALLOCATED_FROM_ANNOTATION,
     InvalidRequest,
@@ -34,7 +34,7 @@ from .services import (
 
 log = logging.getLogger("ironlb.operator")
 Body = Mapping[str, Any]
-# (object, type, reason, message): posted by kopf in the operator, recorded in tests
+# (object, type, reason, message): queued by events.EventPoster, never blocking a reconcile
 EventSink = Callable[[Body, str, str, str], None]
 
 
@@ -55,9 +55,11 @@ class Controller:
         self.namespace_labels: dict[str, dict[str, str]] = {}
         self.pools: dict[str, Body] = {}
         self.advertisements: dict[tuple[str, str], L2AdvertisementSpec | BGPAdvertisementSpec] = {}
-        self._last_event: dict[tuple[str, str], tuple[str, str]] = {}  # (object, topic) -> (reason, message)
+        self._last_event: dict[str, dict[str, tuple[str, str]]] = {}  # object -> topic -> (reason, message)
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty_pools: set[str] = set()
+        self._dirty_advertisements: set[tuple[str, str]] = set()
+        self.advertisement_bodies: dict[tuple[str, str], Body] = {}
         self._written_pool_status: dict[str, dict[str, Any]] = {}
         self._not_announced: set[str] = set()  # Services holding an IP no advertisement announces
         self.background: asyncio.Task[None] | None = None  # the pool-status writer, kept referenced
@@ -99,8 +101,12 @@ class Controller:
     # --------------------------------------------------------------------------------------- Services
     async def on_service(self, body: Body, deleted: bool) -> None:
         key = service_key(body)
-        async with self._lock(key):
+        lock = self._lock(key)
+        async with lock:
             await self._reconcile_service(body, deleted)
+        if deleted and not lock.locked():  # forget a deleted Service entirely: its lock and its events
+            self._locks.pop(key, None)
+            self._last_event.pop(_object_key(body), None)
 
     async def _reconcile_service(self, body: Body, deleted: bool) -> None:
         key = service_key(body)
@@ -167,7 +173,7 @@ class Controller:
             )
         elif key in self._not_announced:
             self._not_announced.discard(key)
-            self._last_event.pop((_object_key(body), "announce"), None)
+            self._last_event.get(_object_key(body), {}).pop("announce", None)
 
     async def _failed(self, body: Body, failure: Failure) -> None:
         key = service_key(body)
@@ -225,6 +231,7 @@ class Controller:
         else:
             self._upsert_pool(body)
         self._dirty_pools.update(self.pools)  # overlaps may have changed for any pool
+        self._dirty_advertisements.update(self.advertisement_bodies)  # a named pool may exist now, or not
         await self._after_config_change()
         for service in self.allocator.services_outside_pool(name):
             allocation = self.allocator.allocation_of(service)
@@ -248,15 +255,23 @@ class Controller:
             await self._after_config_change()
 
     async def on_advertisement(self, body: Body, deleted: bool) -> None:
-        if body["metadata"].get("namespace") == self.namespace:
-            self._set_advertisement(body, deleted)
-            await self._after_config_change()
+        if body["metadata"].get("namespace") != self.namespace:
+            return
+        previous = self.advertisement_bodies.get((body["kind"], body["metadata"]["name"]))
+        if not deleted and previous is not None and previous.get("spec") == body.get("spec"):
+            self.advertisement_bodies[(body["kind"], body["metadata"]["name"])] = body  # our status write
+            return
+        self._set_advertisement(body, deleted)
+        await self._after_config_change()
 
     def _set_advertisement(self, body: Body, deleted: bool) -> None:
         key = (body["kind"], body["metadata"]["name"])
         if deleted:
             self.advertisements.pop(key, None)
+            self.advertisement_bodies.pop(key, None)
             return
+        self.advertisement_bodies[key] = body
+        self._dirty_advertisements.add(key)
         model = L2AdvertisementSpec if body["kind"] == "L2Advertisement" else BGPAdvertisementSpec
         self.advertisements[key] = model.model_validate(body.get("spec") or {})
 
@@ -313,6 +328,34 @@ class Controller:
                 log.warning("pool %s status: %s", name, error)
                 self._dirty_pools.add(name)
         SERVICES_WITH_IP.set(len(self.allocator.services()))
+        await self._flush_advertisement_statuses()
+
+    async def _flush_advertisement_statuses(self) -> None:
+        dirty, self._dirty_advertisements = self._dirty_advertisements, set()
+        for key in sorted(dirty):
+            body, spec = self.advertisement_bodies.get(key), self.advertisements.get(key)
+            if body is None or spec is None:
+                continue
+            missing = [name for name in spec.ip_address_pools or [] if name not in self.pools]
+            previous = (body.get("status") or {}).get("conditions") or []
+            status = advertisement_status(missing, previous, body["metadata"].get("generation"), _now())
+            if previous and [(c["status"], c["message"]) for c in previous] == [
+                (c["status"], c["message"]) for c in status["conditions"]
+            ]:
+                continue
+            if missing:
+                self._event_once(body, "pools", "Warning", "PoolsMissing", status["conditions"][0]["message"])
+            plural = "l2advertisements" if key[0] == "L2Advertisement" else "bgpadvertisements"
+            try:
+                await asyncio.to_thread(
+                    self.kube.merge_patch,
+                    custom_path(GROUP, VERSION, self.namespace, plural, key[1], "status"),
+                    {"status": status},
+                )
+            except ApiError as error:
+                if error.status != 404:
+                    log.warning("%s %s status: %s", key[0], key[1], error)
+                    self._dirty_advertisements.add(key)
 
     def _pool_events(self, body: Body, status: Mapping[str, Any]) -> None:
         for condition in status["conditions"]:
@@ -324,7 +367,7 @@ class Controller:
                     body, condition["type"], "Warning", condition["reason"], condition["message"]
                 )
             elif condition["status"] == "False":
-                self._last_event.pop((_object_key(body), condition["type"]), None)
+                self._last_event.get(_object_key(body), {}).pop(condition["type"], None)
 
     # ---------------------------------------------------------------------------------------- helpers
     def _lock(self, key: str) -> asyncio.Lock:
@@ -341,10 +384,10 @@ class Controller:
 
     def _event_once(self, body: Body, topic: str, kind: str, reason: str, message: str) -> None:
         """Post an event unless the same one was the last posted on this topic (no storms on resync)."""
-        key = (_object_key(body), topic)
-        if self._last_event.get(key) == (reason, message):
+        posted = self._last_event.setdefault(_object_key(body), {})
+        if posted.get(topic) == (reason, message):
             return
-        self._last_event[key] = (reason, message)
+        posted[topic] = (reason, message)
         self._event(body, kind, reason, message)
 
 

@@ -16,6 +16,7 @@ import kopf
 
 from .api import GROUP, VERSION
 from .controller import Controller
+from .events import EventPoster
 from .kube import ApiError
 
 log = logging.getLogger("ironlb.operator")
@@ -36,7 +37,9 @@ async def _with_retries(what: str, work: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(delay)
 
 
-def build_registry(controller: Controller, status_interval: float = 0.5) -> kopf.OperatorRegistry:
+def build_registry(
+    controller: Controller, events: EventPoster, status_interval: float = 0.5
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -50,6 +53,7 @@ def build_registry(controller: Controller, status_interval: float = 0.5) -> kopf
         settings.posting.level = logging.WARNING  # kopf's own log lines become events only if they matter
         settings.watching.server_timeout = 300
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="kube"))
+        events.start()
         await asyncio.to_thread(controller.rebuild)
 
         async def write_pool_statuses() -> None:
@@ -98,8 +102,3 @@ def build_registry(controller: Controller, status_interval: float = 0.5) -> kopf
             )
 
     return registry
-
-
-def post_event(body: Any, kind: str, reason: str, message: str) -> None:
-    """Events through kopf's poster (batched, asynchronous, never blocking a handler)."""
-    kopf.event(dict(body), type=kind, reason=reason, message=message[:1024])

@@ -8,7 +8,10 @@ in-cluster token with its refresh) still comes from the kubernetes package's Con
 from __future__ import annotations
 
 import json
+import os
 import ssl
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -26,13 +29,19 @@ class ApiError(Exception):
         self.message = message
 
 
-def load_configuration() -> client.Configuration:
-    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config).
+
+    KUBECONFIG is read now, not when the kubernetes package was imported.
+    """
     configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return configuration
+        except config.ConfigException:
+            kubeconfig = os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
     return configuration
 
 
@@ -49,8 +58,8 @@ class KubeClient:
         self.pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=True, ssl_context=context)
 
     @classmethod
-    def from_environment(cls) -> KubeClient:
-        return cls(load_configuration())
+    def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
+        return cls(load_configuration(kubeconfig))
 
     def _headers(self, content_type: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -89,6 +98,28 @@ class KubeClient:
 
     def merge_patch(self, path: str, body: Json) -> Json:
         return self.request("PATCH", path, body, content_type=MERGE_PATCH)
+
+    def watch(
+        self, path: str, query: dict[str, str] | None = None, timeout: float | None = None
+    ) -> Iterator[Json]:
+        """Watch events of a collection (one JSON object per line) until the server ends the stream."""
+        url = self.host + path + "?" + urlencode({**(query or {}), "watch": "1"})
+        response = self.pool.request(
+            "GET",
+            url,
+            headers=self._headers("application/json"),
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=10, read=timeout),
+            retries=False,
+        )
+        try:
+            if response.status >= 400:
+                raise ApiError(response.status, response.data[:200].decode(errors="replace"))
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.release_conn()
 
     def list_all(self, path: str, page_size: int = 500) -> list[Json]:
         """Every item of a list, paging with `continue`; items get their kind back (lists omit it)."""

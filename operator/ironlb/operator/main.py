@@ -13,7 +13,8 @@ import kopf
 from prometheus_client import start_http_server
 
 from .controller import Controller
-from .handlers import build_registry, post_event
+from .events import EventPoster
+from .handlers import build_registry
 from .kube import KubeClient
 from .leader import LeaseElector
 from .services import DEFAULT_CLASS, ServiceFilter
@@ -82,15 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(1)
 
     elector.keep(on_lost=lost)
+    events = EventPoster(kube, args.identity)
     controller = Controller(
         kube,
         args.namespace,
-        post_event,
+        events.post,
         ServiceFilter(args.load_balancer_class, not args.ignore_services_without_class),
     )
     try:
         kopf.run(
-            registry=build_registry(controller),
+            registry=build_registry(controller, events),
             clusterwide=True,
             standalone=True,
             liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,

@@ -10,7 +10,7 @@ from .allocator import Allocator, format_count
 INT64_MAX = 2**63 - 1
 
 
-def _condition(
+def condition(
     kind: str,
     ok: bool,
     reason: str,
@@ -48,11 +48,11 @@ def pool_status(
     exhausted = [f"IPv{f}" for f in (4, 6) if usage.total[f] and not usage.available[f]]
     overlap_text = ", ".join(f"{other} ({where})" for other, where in sorted(overlaps.items()))
 
-    def condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-        return _condition(kind, ok, reason, message, previous, now, generation)
+    def make(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+        return condition(kind, ok, reason, message, previous, now, generation)
 
     conditions = [
-        condition(
+        make(
             "Ready",
             not blocked,
             "Overlapping" if blocked else "Allocating",
@@ -60,19 +60,19 @@ def pool_status(
             if blocked
             else "hands out addresses",
         ),
-        condition(
+        make(
             "Overlapping",
             bool(overlaps),
             "Overlapping" if overlaps else "NoOverlap",
             f"overlaps {overlap_text}" if overlaps else "no other pool shares an address",
         ),
-        condition(
+        make(
             "Exhausted",
             bool(exhausted),
             "Exhausted" if exhausted else "AddressesFree",
             f"no free {' or '.join(exhausted)} address" if exhausted else "addresses are free",
         ),
-        condition(
+        make(
             "ServicesOutsidePool",
             bool(outside),
             "PoolShrunk" if outside else "AllInside",
@@ -94,3 +94,25 @@ def pool_status(
         "conditions": conditions,
         "observedGeneration": generation,
     }
+
+
+def advertisement_status(
+    missing_pools: Sequence[str],
+    previous_conditions: Sequence[Mapping[str, Any]],
+    generation: int | None,
+    now: str,
+) -> dict[str, Any]:
+    """Ready unless the advertisement names IPAddressPools that do not exist (a typo CEL cannot see)."""
+    previous = {c["type"]: c for c in previous_conditions}
+    ready = condition(
+        "Ready",
+        not missing_pools,
+        "PoolsMissing" if missing_pools else "Announcing",
+        f"ipAddressPools names pool(s) that do not exist: {', '.join(missing_pools)}"
+        if missing_pools
+        else "every pool it names exists",
+        previous,
+        now,
+        generation,
+    )
+    return {"conditions": [ready], "observedGeneration": generation}

@@ -94,6 +94,7 @@ class Allocator:
         self._claims: dict[Address, dict[str, SharingClaim]] = {}
         self._allocations: dict[str, Allocation] = {}
         self._recent: OrderedDict[str, tuple[Address, ...]] = OrderedDict()
+        self._by_sharing_key: dict[str, set[Address]] = {}  # addresses held under each sharing key
 
     # ------------------------------------------------------------------------------------------ pools
     def upsert_pool(self, config: PoolConfig) -> None:
@@ -161,7 +162,7 @@ class Allocator:
         if current is not None:
             if self._still_fits(current, request):
                 for address in current.addresses:  # ports or selector may have changed: keep them current
-                    self._claims[address][request.service] = request.sharing
+                    self._add_claim(address, request.service, request.sharing)
                 if current.families != set(request.families):
                     current = self._complete(current, request) or replace(current, complete=False)
                 elif not current.complete:
@@ -318,12 +319,11 @@ class Allocator:
 
     def _shareable(self, pool: _Pool, family: Family, request: AllocationRequest) -> Address | None:
         """An IP of this pool already held by Services with the same sharing key, if it can be shared."""
-        for address, claims in sorted(self._claims.items()):
+        key = request.sharing.key
+        for address in sorted(self._by_sharing_key.get(key, ())) if key is not None else ():
             if address[0] != family or not self._pool_holds(pool, address):
                 continue
-            if any(c.key == request.sharing.key for c in claims.values()) and not self._conflict(
-                address, request.service, request.sharing
-            ):
+            if self._conflict(address, request.service, request.sharing) is None:
                 return address
         return None
 
@@ -385,17 +385,34 @@ class Allocator:
         if not claims:
             for pool in self._pools.values():
                 self._mark_in(pool, address, used=True)
+        previous = claims.get(service)
         claims[service] = claim
+        self._index_sharing(address, previous, claims)
 
     def _drop_claim(self, address: Address, service: str) -> None:
         claims = self._claims.get(address)
         if claims is None:
             return
-        claims.pop(service, None)
+        previous = claims.pop(service, None)
+        self._index_sharing(address, previous, claims)
         if not claims:
             del self._claims[address]
             for pool in self._pools.values():
                 self._mark_in(pool, address, used=False)
+
+    def _index_sharing(
+        self, address: Address, previous: SharingClaim | None, claims: Mapping[str, SharingClaim]
+    ) -> None:
+        """Keep ``_by_sharing_key`` in step with the claims on one address."""
+        keys = {claim.key for claim in claims.values() if claim.key is not None}
+        if previous is not None and previous.key is not None and previous.key not in keys:
+            holders = self._by_sharing_key.get(previous.key)
+            if holders is not None:
+                holders.discard(address)
+                if not holders:
+                    del self._by_sharing_key[previous.key]
+        for key in keys:
+            self._by_sharing_key.setdefault(key, set()).add(address)
 
     @staticmethod
     def _mark_in(pool: _Pool, address: Address, used: bool) -> None:

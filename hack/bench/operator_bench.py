@@ -1,0 +1,172 @@
+"""Benchmark: Service created -> IP in its status, with the real operator and control plane.
+
+Run: hack/bench/run.sh operator_bench [singles] [burst] [total]   (defaults 50, 5000, 10000)
+
+Measures (1) one Service at a time, (2) a burst created at once (latency per Service and until the last),
+(3) the operator's RSS once ``total`` Services hold an IP. The lab's service CIDR is IPv6-first here: the
+documentation IPv4 ranges are /24s, too small for 10,000 ClusterIPs, so the Services are IPv6.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import urllib3
+from ironlb.operator.kube import ApiError, KubeClient
+from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.operator import OperatorProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "bench"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class IngressWatcher:
+    """Records when each Service of the namespace first shows an IP (a watch, not polling)."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+        self.seen: dict[str, float] = {}
+        self.changed = threading.Condition()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                for event in self.kube.watch(f"/api/v1/namespaces/{NAMESPACE}/services", timeout=None):
+                    service = event["object"]
+                    ingress = (service.get("status", {}).get("loadBalancer", {}) or {}).get("ingress")
+                    name = service["metadata"]["name"]
+                    if ingress and name not in self.seen:
+                        with self.changed:
+                            self.seen[name] = time.perf_counter()
+                            self.changed.notify_all()
+            except (ApiError, OSError, urllib3.exceptions.HTTPError):  # the API server went away
+                time.sleep(0.1)
+
+    def wait(self, names: list[str], timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        with self.changed:
+            while not all(name in self.seen for name in names):
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    missing = [n for n in names if n not in self.seen]
+                    raise TimeoutError(f"{len(missing)} Services got no IP in {timeout} s")
+                self.changed.wait(remaining)
+
+
+def service(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "type": "LoadBalancer",
+            "ipFamilies": ["IPv6"],
+            "selector": {"app": name},
+            "ports": [{"port": 80}],
+            # no NodePorts: the default range (2,768 ports) cannot serve 10,000 LoadBalancer Services
+            "allocateLoadBalancerNodePorts": False,
+        },
+    }
+
+
+def create_many(kube: KubeClient, names: list[str]) -> dict[str, float]:
+    posted: dict[str, float] = {}
+
+    def create(name: str) -> None:
+        posted[name] = time.perf_counter()
+        kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/services", service(name))
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, names))
+    return posted
+
+
+def report(label: str, latencies: list[float]) -> None:
+    print(
+        f"{label}: p50 {percentile(latencies, 0.5) * 1e3:.0f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1e3:.0f} ms, "
+        f"max {max(latencies) * 1e3:.0f} ms over {len(latencies)} Services",
+        flush=True,
+    )
+
+
+def main(singles: int, burst: int, total: int) -> None:
+    with ControlPlane(
+        service_cidrs="2001:db8:5e::/108,192.0.2.0/24", extra_apiserver_args=("--max-requests-inflight=800",)
+    ) as plane:
+        plane.install_crds(REPO_ROOT / "crds")
+        kube = KubeClient.from_environment(str(plane.kubeconfig))
+        for namespace in ("ironlb-system", NAMESPACE):
+            kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+        plane.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input="""
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bench, namespace: ironlb-system}
+spec: {addresses: ["2001:db8:1000::/112"]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: bench, namespace: ironlb-system}
+spec: {}
+""",
+        )
+        watcher = IngressWatcher(kube)
+        with OperatorProcess(plane) as operator:
+            assert operator.process is not None
+            print(f"operator RSS idle: {rss_mib(operator.process.pid):.0f} MiB", flush=True)
+            one_at_a_time = []
+            for number in range(singles):
+                name = f"single-{number}"
+                started = time.perf_counter()
+                kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/services", service(name))
+                watcher.wait([name], 30)
+                one_at_a_time.append(watcher.seen[name] - started)
+            report("one Service at a time, create -> IP in status", one_at_a_time)
+
+            names = [f"burst-{n:05d}" for n in range(burst)]
+            began = time.perf_counter()
+            posted = create_many(kube, names)
+            created = time.perf_counter() - began
+            watcher.wait(names, 600)
+            everything = max(watcher.seen[n] for n in names) - began
+            print(
+                f"{burst} Services created at once: API accepted them in {created:.1f} s "
+                f"({burst / created:.0f}/s); all had an IP {everything:.1f} s after the first was sent",
+                flush=True,
+            )
+            report(f"burst of {burst}, create -> IP in status", [watcher.seen[n] - posted[n] for n in names])
+
+            rest = [f"fill-{n:05d}" for n in range(total - burst - singles)]
+            create_many(kube, rest)
+            watcher.wait(rest, 900)
+            time.sleep(2)
+            print(
+                f"operator RSS with {total} Services holding an IP: {rss_mib(operator.process.pid):.0f} MiB",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    arguments = [int(a) for a in sys.argv[1:]]
+    main(*(arguments + [50, 5000, 10000][len(arguments) :]))

@@ -1,0 +1,78 @@
+"""Kubernetes Events on Services and IronLB objects, posted from a queue so no handler ever waits on them.
+
+Posted by IronLB itself rather than through kopf: kopf's poster only works inside kopf's handler context,
+and IronLB also reports from its own tasks (pool status, re-evaluation after a pool change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .kube import ApiError, KubeClient
+
+log = logging.getLogger("ironlb.events")
+COMPONENT = "ironlb-operator"
+
+
+def event_body(obj: Mapping[str, Any], kind: str, reason: str, message: str, instance: str) -> dict[str, Any]:
+    metadata = obj["metadata"]
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion", "v1"),
+            "kind": obj.get("kind", ""),
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata.get("uid"),
+            "resourceVersion": metadata.get("resourceVersion"),
+        },
+        "type": kind,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": f"ironlb.io/{COMPONENT}",
+        "reportingInstance": instance,
+        "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "action": reason,
+        "count": 1,
+    }
+
+
+class EventPoster:
+    """A bounded queue drained by a few workers; when the API is slower than the events, the newest wait."""
+
+    def __init__(self, kube: KubeClient, instance: str, workers: int = 4, limit: int = 20_000) -> None:
+        self.kube = kube
+        self.instance = instance
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(limit)
+        self.workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._drain()) for _ in range(self.workers)]
+
+    def post(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        try:
+            self.queue.put_nowait(event_body(obj, kind, reason, message, self.instance))
+        except asyncio.QueueFull:
+            log.warning("event queue full; dropped %s on %s", reason, obj["metadata"]["name"])
+
+    async def _drain(self) -> None:
+        while True:
+            body = await self.queue.get()
+            path = f"/api/v1/namespaces/{body['metadata']['namespace']}/events"
+            try:
+                await asyncio.to_thread(self.kube.request, "POST", path, body)
+            except (ApiError, OSError) as error:
+                log.warning("posting event %s: %s", body["reason"], error)
+            finally:
+                self.queue.task_done()
