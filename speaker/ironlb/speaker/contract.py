@@ -1,0 +1,85 @@
+"""The typed contract between the operator and the speakers: what one node must announce and to whom.
+
+The operator renders it from the CRDs (``ironlb.operator.speakerconfig``); speakers only read it. Secrets
+are references, never values: a speaker resolves a BGP password itself, right before writing exabgp's
+configuration file (mode 0600), so the password never travels in the contract, logs or events.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """A Go duration ("90s", "1m30s", "1.5h") in seconds, as the CRD's pattern admits them."""
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(text) or not text:
+        raise ValueError(f"{text!r} is not a duration such as 90s or 1m30s")
+    return total
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(Frozen):
+    namespace: str
+    name: str
+    key: str = "password"
+
+
+class BGPSession(Frozen):
+    """One BGPPeer as one node opens it."""
+
+    name: str = Field(description="The BGPPeer's name; routes refer to sessions by it.")
+    peer_address: str
+    peer_asn: int | None = Field(default=None, description="None with dynamic_asn set.")
+    dynamic_asn: Literal["internal", "external"] | None = None
+    my_asn: int
+    peer_port: int = 179
+    source_address: str | None = None
+    router_id: str | None = None
+    hold_time_seconds: int = 90
+    keepalive_seconds: int | None = None
+    connect_seconds: int | None = None
+    password_secret: SecretRef | None = None
+    ebgp_multihop: bool = False
+    graceful_restart: bool = False
+
+    @property
+    def is_ibgp(self) -> bool:
+        if self.peer_asn is not None:
+            return self.peer_asn == self.my_asn
+        return self.dynamic_asn == "internal"
+
+    @property
+    def family(self) -> Literal[4, 6]:
+        return 6 if ":" in self.peer_address else 4
+
+
+class ExabgpNeighbor(Frozen):
+    """A session with what only the speaker knows: its own addresses and the resolved password."""
+
+    session: BGPSession
+    local_address: str
+    router_id: str
+    password: SecretStr | None = None
+
+
+class ExabgpConfig(Frozen):
+    """Everything exabgp's configuration file holds for one node."""
+
+    node: str
+    neighbors: tuple[ExabgpNeighbor, ...] = ()
+    api_command: str = Field(description="The process exabgp runs to receive route changes on its stdin.")

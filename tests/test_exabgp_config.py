@@ -1,0 +1,115 @@
+"""exabgp configuration from the contract: golden files, and exabgp itself accepts every rendered file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ironlb.operator.api import BGPPeerSpec
+from ironlb.operator.speakerconfig import session_from_peer
+from ironlb.speaker.contract import ExabgpConfig, ExabgpNeighbor, duration_seconds
+from ironlb.speaker.exabgp_config import render_exabgp
+from pydantic import SecretStr
+
+GOLDEN = Path(__file__).parent / "golden" / "exabgp"
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "bgp.yaml"
+API = "/usr/bin/env ironlb-speaker exabgp-api"
+
+
+def _peers() -> dict[str, BGPPeerSpec]:
+    return {
+        doc["metadata"]["name"]: BGPPeerSpec.model_validate(doc["spec"])
+        for doc in yaml.safe_load_all(EXAMPLES.read_text())
+        if doc["kind"] == "BGPPeer"
+    }
+
+
+def _scenarios() -> dict[str, ExabgpConfig]:
+    peers = _peers()
+    tor_v4 = session_from_peer("tor-v4", "ironlb-system", peers["tor-v4"])
+    tor_v6 = session_from_peer("tor-v6", "ironlb-system", peers["tor-v6"])
+    ibgp = session_from_peer(
+        "route-reflector",
+        "ironlb-system",
+        BGPPeerSpec.model_validate(
+            {"myASN": 64512, "dynamicASN": "internal", "peerAddress": "198.51.100.253"}
+        ),
+    )
+    return {
+        "ebgp-v4-password-graceful-restart": ExabgpConfig(
+            node="node-a",
+            api_command=API,
+            neighbors=(
+                ExabgpNeighbor(
+                    session=tor_v4,
+                    local_address="198.51.100.11",
+                    router_id="198.51.100.11",
+                    password=SecretStr("change-me"),
+                ),
+            ),
+        ),
+        "ebgp-v6-multihop-dynamic-and-ibgp": ExabgpConfig(
+            node="node-b",
+            api_command=API,
+            neighbors=(
+                ExabgpNeighbor(session=tor_v6, local_address="2001:db8:ff::10", router_id="198.51.100.10"),
+                ExabgpNeighbor(session=ibgp, local_address="198.51.100.12", router_id="198.51.100.12"),
+            ),
+        ),
+        "no-peers": ExabgpConfig(node="node-c", api_command=API),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_scenarios()))
+def test_rendered_configuration_matches_the_golden_file(name: str) -> None:
+    rendered = render_exabgp(_scenarios()[name])
+    golden = GOLDEN / f"{name}.conf"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text(), f"run UPDATE_GOLDEN=1 pytest {__file__} after checking the diff"
+
+
+@pytest.mark.parametrize("name", sorted(_scenarios()))
+def test_exabgp_validates_every_rendered_file(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.conf"
+    path.write_text(render_exabgp(_scenarios()[name]))
+    exabgp = Path(sys.executable).parent / "exabgp"
+    result = subprocess.run(
+        [str(exabgp), "validate", "-n", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+
+
+def test_a_broken_configuration_is_refused_by_exabgp(tmp_path: Path) -> None:
+    """The validation step can fail: a neighbor without local-as is rejected."""
+    path = tmp_path / "broken.conf"
+    path.write_text(
+        render_exabgp(_scenarios()["ebgp-v4-password-graceful-restart"]).replace("    local-as", "    # ")
+    )
+    exabgp = Path(sys.executable).parent / "exabgp"
+    result = subprocess.run(
+        [str(exabgp), "validate", "-n", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+
+
+def test_session_from_peer_maps_the_crd_fields() -> None:
+    tor_v4 = session_from_peer("tor-v4", "ironlb-system", _peers()["tor-v4"])
+    assert (tor_v4.hold_time_seconds, tor_v4.keepalive_seconds, tor_v4.connect_seconds) == (9, 3, 5)
+    assert tor_v4.password_secret is not None and tor_v4.password_secret.name == "tor-password"
+    assert tor_v4.password_secret.namespace == "ironlb-system" and not tor_v4.is_ibgp
+    assert duration_seconds("1m30s") == 90 and duration_seconds("1.5h") == 5400
+    with pytest.raises(ValueError, match="not a duration"):
+        duration_seconds("90")
+
+
+def test_a_password_that_could_break_the_file_is_refused() -> None:
+    scenario = _scenarios()["ebgp-v4-password-graceful-restart"]
+    neighbor = scenario.neighbors[0].model_copy(update={"password": SecretStr('x";\n}')})
+    with pytest.raises(ValueError, match="MD5 password of BGPPeer tor-v4"):
+        render_exabgp(scenario.model_copy(update={"neighbors": (neighbor,)}))
