@@ -63,6 +63,7 @@ class Controller:
         self._written_pool_status: dict[str, dict[str, Any]] = {}
         self._not_announced: set[str] = set()  # Services holding an IP no advertisement announces
         self.background: asyncio.Task[None] | None = None  # the pool-status writer, kept referenced
+        self.speaker_keeper: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------- start-up
     def rebuild(self) -> int:

@@ -137,6 +137,7 @@ def crd_for(kind: Kind) -> dict[str, Any]:
                         "openAPIV3Schema": {
                             "description": kind.description,
                             "type": "object",
+                            **kind.root_validations,
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},

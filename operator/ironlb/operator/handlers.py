@@ -18,6 +18,8 @@ from .api import GROUP, VERSION
 from .controller import Controller
 from .events import EventPoster
 from .kube import ApiError
+from .manifests import SPEAKER_NAME
+from .speakers import SpeakerInstaller
 
 log = logging.getLogger("ironlb.operator")
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -38,7 +40,11 @@ async def _with_retries(what: str, work: Callable[[], Awaitable[None]]) -> None:
 
 
 def build_registry(
-    controller: Controller, events: EventPoster, status_interval: float = 0.5
+    controller: Controller,
+    events: EventPoster,
+    installer: SpeakerInstaller,
+    status_interval: float = 0.5,
+    resync_seconds: float = 30.0,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -64,7 +70,13 @@ def build_registry(
                     log.exception("writing pool statuses")
                 await asyncio.sleep(status_interval)
 
+        async def keep_speakers() -> None:
+            while True:  # self-heals objects deleted or edited without an event reaching us
+                await _with_retries("installing the speakers", installer.reconcile)
+                await asyncio.sleep(resync_seconds)
+
         controller.background = asyncio.create_task(write_pool_statuses())
+        controller.speaker_keeper = asyncio.create_task(keep_speakers())
 
     def deleted(event: kopf.RawEvent) -> bool:
         return event.get("type") == "DELETED"
@@ -90,6 +102,16 @@ def build_registry(
         await _with_retries(
             f"Namespace {body.metadata.name}", lambda: controller.on_namespace(snapshot, deleted(event))
         )
+
+    @kopf.on.event("apps", "v1", "daemonsets", registry=registry)
+    async def daemonset_event(body: kopf.Body, **_: Any) -> None:
+        if body.metadata.namespace == controller.namespace and body.metadata.name == SPEAKER_NAME:
+            await _with_retries("installing the speakers", installer.reconcile)
+
+    @kopf.on.event(GROUP, VERSION, "ironlbconfigs", registry=registry)
+    async def config_event(body: kopf.Body, **_: Any) -> None:
+        if body.metadata.namespace == controller.namespace:
+            await _with_retries("installing the speakers", installer.reconcile)
 
     for plural in ("l2advertisements", "bgpadvertisements"):
 

@@ -17,7 +17,9 @@ from .events import EventPoster
 from .handlers import build_registry
 from .kube import KubeClient
 from .leader import LeaseElector
+from .manifests import SPEAKER_IMAGE, SPEAKER_IMAGE_ENV
 from .services import DEFAULT_CLASS, ServiceFilter
+from .speakers import SpeakerInstaller
 
 log = logging.getLogger("ironlb.operator")
 
@@ -48,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lease-duration", type=int, default=15, help="seconds a leader's lease lasts")
     parser.add_argument(
         "--identity", default=os.environ.get("POD_NAME", f"{socket.gethostname()}-{os.getpid()}")
+    )
+    parser.add_argument(
+        "--speaker-image",
+        default=os.environ.get(SPEAKER_IMAGE_ENV, SPEAKER_IMAGE),
+        help=f"speaker image (default: ${SPEAKER_IMAGE_ENV}, as OLM sets it)",
+    )
+    parser.add_argument(
+        "--no-speakers", action="store_true", help="do not install the speaker DaemonSet (allocation only)"
     )
     parser.add_argument("--log-format", choices=("json", "plain"), default="json")
     parser.add_argument("--verbose", action="store_true")
@@ -90,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         events.post,
         ServiceFilter(args.load_balancer_class, not args.ignore_services_without_class),
     )
+    installer = SpeakerInstaller(
+        kube, args.namespace, args.speaker_image, events.post, enabled=not args.no_speakers
+    )
     try:
         kopf.run(
-            registry=build_registry(controller, events),
+            registry=build_registry(controller, events, installer),
             clusterwide=True,
             standalone=True,
             liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from .advertisements import AdvertisementStatus, BGPAdvertisementSpec, L2AdvertisementSpec
 from .bgppeer import BGPPeerSpec, BGPPeerStatus
 from .common import GROUP, VERSION
+from .config import ROOT_VALIDATIONS, IronLBConfigSpec, IronLBConfigStatus
 from .ipaddresspool import IPAddressPoolSpec, IPAddressPoolStatus
 
 CATEGORY = "ironlb"
@@ -42,6 +43,7 @@ class Kind:
     status: type[BaseModel]
     description: str
     columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
+    root_validations: dict[str, object] = field(default_factory=dict)  # CEL on the whole object
 
     @property
     def singular(self) -> str:
@@ -133,4 +135,29 @@ BGP_PEER = Kind(
     ),
 )
 
-ALL_KINDS: tuple[Kind, ...] = (IP_ADDRESS_POOL, L2_ADVERTISEMENT, BGP_ADVERTISEMENT, BGP_PEER)
+
+def _condition(kind: str) -> str:
+    return f'.status.conditions[?(@.type=="{kind}")].status'
+
+
+IRONLB_CONFIG = Kind(
+    kind="IronLBConfig",
+    plural="ironlbconfigs",
+    short_names=("ilbconfig",),
+    spec=IronLBConfigSpec,
+    status=IronLBConfigStatus,
+    description="How IronLB's speakers run, and the operator's own state. One per cluster, named ironlb.",
+    columns=(
+        PrinterColumn("Available", "string", _condition("Available"), "Every speaker is ready."),
+        PrinterColumn("Progressing", "string", _condition("Progressing"), "A speaker rollout is under way."),
+        PrinterColumn("Degraded", "string", _condition("Degraded"), "Something needs attention."),
+        PrinterColumn(
+            "Speakers", "string", ".status.speakers", "Ready speakers / nodes that should run one."
+        ),
+        AGE,
+        PrinterColumn("Image", "string", ".status.speakerImage", "The speaker image.", priority=1),
+    ),
+    root_validations=ROOT_VALIDATIONS,
+)
+
+ALL_KINDS: tuple[Kind, ...] = (IP_ADDRESS_POOL, L2_ADVERTISEMENT, BGP_ADVERTISEMENT, BGP_PEER, IRONLB_CONFIG)

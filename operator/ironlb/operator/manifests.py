@@ -1,0 +1,318 @@
+"""Every Kubernetes object IronLB installs, built by pure functions: the one source of deploy/, the OLM bundle
+and what the operator applies at run time (the speaker DaemonSet and its settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.metadata import version
+from typing import Any
+
+from .api import GROUP
+from .api.config import SpeakerSettings
+
+Manifest = dict[str, Any]
+
+VERSION = version("ironlb")
+NAMESPACE = "ironlb-system"
+OPERATOR_NAME = "ironlb-operator"
+SPEAKER_NAME = "ironlb-speaker"
+SPEAKER_SETTINGS = "ironlb-speaker-settings"
+OPERATOR_IMAGE = f"quay.io/ironlb/operator:v{VERSION}"
+SPEAKER_IMAGE = f"quay.io/ironlb/speaker:v{VERSION}"
+SPEAKER_IMAGE_ENV = "RELATED_IMAGE_SPEAKER"  # OLM's convention: the bundle pins it, the operator reads it
+CONFIG_HASH_ANNOTATION = f"{GROUP}/speaker-settings-hash"
+HEALTH_PORT = 7474
+# Settings a running speaker re-reads; every other setting is bound at start and rolls the DaemonSet.
+LIVE_SETTINGS = frozenset({"logLevel", "gratuitousRefreshSeconds"})
+
+
+def labels(component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": f"ironlb-{component}",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "ironlb",
+        "app.kubernetes.io/version": VERSION,
+    }
+
+
+def selector(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": f"ironlb-{component}"}
+
+
+# ----------------------------------------------------------------------------------------------- RBAC
+def _rule(
+    groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None
+) -> Manifest:
+    rule: Manifest = {"apiGroups": groups, "resources": resources, "verbs": verbs}
+    if names:
+        rule["resourceNames"] = names
+    return rule
+
+
+READ = ["get", "list", "watch"]
+
+
+def operator_cluster_rules() -> list[Manifest]:
+    return [
+        _rule([""], ["services"], [*READ, "patch"]),
+        _rule([""], ["services/status"], ["get", "patch", "update"]),
+        _rule([""], ["namespaces", "nodes"], READ),
+        _rule([""], ["events"], ["create", "patch"]),
+        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        _rule(
+            [GROUP],
+            ["ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "ironlbconfigs"],
+            READ,
+        ),
+        _rule(
+            [GROUP],
+            [
+                "ipaddresspools/status",
+                "l2advertisements/status",
+                "bgpadvertisements/status",
+                "bgppeers/status",
+                "ironlbconfigs/status",
+            ],
+            ["get", "patch", "update"],
+        ),
+    ]
+
+
+def operator_namespace_rules() -> list[Manifest]:
+    return [
+        _rule(["apps"], ["daemonsets"], [*READ, "create", "patch", "update", "delete"]),
+        _rule([""], ["configmaps", "serviceaccounts"], [*READ, "create", "patch", "update", "delete"]),
+        _rule([GROUP], ["ironlbconfigs"], ["create"]),
+        _rule(["coordination.k8s.io"], ["leases"], [*READ, "create", "update", "patch"]),
+        _rule([""], ["pods"], READ),
+    ]
+
+
+def speaker_cluster_rules() -> list[Manifest]:
+    return [
+        _rule([""], ["services", "nodes", "namespaces"], READ),
+        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        _rule([""], ["events"], ["create", "patch"]),
+        _rule([GROUP], ["bgppeers", "ipaddresspools", "l2advertisements", "bgpadvertisements"], READ),
+        _rule([GROUP], ["bgppeers/status"], ["get", "patch"]),
+    ]
+
+
+def speaker_namespace_rules() -> list[Manifest]:
+    return [
+        _rule([""], ["configmaps"], READ),
+        _rule([""], ["secrets"], ["get", "list", "watch"]),  # BGP passwords, in IronLB's namespace only
+    ]
+
+
+def _role(kind: str, name: str, rules: list[Manifest], namespace: str | None) -> Manifest:
+    metadata: Manifest = {"name": name, "labels": labels("rbac")}
+    if namespace:
+        metadata["namespace"] = namespace
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": metadata, "rules": rules}
+
+
+def _binding(kind: str, role_kind: str, name: str, account: str, namespace: str) -> Manifest:
+    metadata: Manifest = {"name": name, "labels": labels("rbac")}
+    if kind == "RoleBinding":
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": kind,
+        "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+
+
+def service_account(name: str, namespace: str, component: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(component)},
+    }
+
+
+def rbac(namespace: str = NAMESPACE) -> list[Manifest]:
+    """Roles and bindings of the operator and the speaker (installed with the operator: an operator able to
+    create RBAC would need the escalate/bind verbs, which least privilege rules out)."""
+    objects: list[Manifest] = []
+    for account, cluster_rules, namespace_rules in (
+        (OPERATOR_NAME, operator_cluster_rules(), operator_namespace_rules()),
+        (SPEAKER_NAME, speaker_cluster_rules(), speaker_namespace_rules()),
+    ):
+        objects += [
+            _role("ClusterRole", account, cluster_rules, None),
+            _binding("ClusterRoleBinding", "ClusterRole", account, account, namespace),
+            _role("Role", account, namespace_rules, namespace),
+            _binding("RoleBinding", "Role", account, account, namespace),
+        ]
+    return objects
+
+
+# ------------------------------------------------------------------------------------------- speaker
+def speaker_settings_data(settings: SpeakerSettings) -> dict[str, Any]:
+    return settings.model_dump(
+        by_alias=True,
+        exclude={"node_selector", "tolerations", "cpu_request", "memory_request", "memory_limit"},
+    )
+
+
+def settings_hash(settings: SpeakerSettings) -> str:
+    """Hash of the settings a speaker binds at start: when it changes, the DaemonSet rolls."""
+    bound = {k: v for k, v in speaker_settings_data(settings).items() if k not in LIVE_SETTINGS}
+    return hashlib.sha256(json.dumps(bound, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def speaker_settings_configmap(settings: SpeakerSettings, namespace: str = NAMESPACE) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": SPEAKER_SETTINGS, "namespace": namespace, "labels": labels("speaker")},
+        "data": {"settings.json": json.dumps(speaker_settings_data(settings), sort_keys=True)},
+    }
+
+
+DEFAULT_TOLERATIONS = [
+    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+]
+
+
+def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NAMESPACE) -> Manifest:
+    tolerations = (
+        [t.model_dump(by_alias=True, exclude_none=True) for t in settings.tolerations]
+        if settings.tolerations is not None
+        else DEFAULT_TOLERATIONS
+    )
+    env = [
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+
+    def probe(path: str) -> Manifest:
+        return {"httpGet": {"path": path, "port": HEALTH_PORT, "host": "127.0.0.1"}, "periodSeconds": 10}
+
+    container = {
+        "name": "speaker",
+        "image": image,
+        "args": ["--settings=/etc/ironlb/settings.json", f"--health-port={HEALTH_PORT}"],
+        "env": env,
+        "ports": [
+            {"name": "metrics", "containerPort": settings.metrics_port, "protocol": "TCP"},
+            {"name": "heartbeat", "containerPort": settings.heartbeat_port, "protocol": "UDP"},
+        ],
+        "securityContext": {
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]},
+        },
+        "livenessProbe": {**probe("/healthz"), "initialDelaySeconds": 10, "failureThreshold": 3},
+        "readinessProbe": probe("/readyz"),
+        "resources": {
+            "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+            "limits": {"memory": settings.memory_limit},
+        },
+        "volumeMounts": [
+            {"name": "settings", "mountPath": "/etc/ironlb", "readOnly": True},
+            {"name": "run", "mountPath": "/run/ironlb"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": SPEAKER_NAME, "namespace": namespace, "labels": labels("speaker")},
+        "spec": {
+            "selector": {"matchLabels": selector("speaker")},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {
+                    "labels": labels("speaker"),
+                    "annotations": {CONFIG_HASH_ANNOTATION: settings_hash(settings)},
+                },
+                "spec": {
+                    "serviceAccountName": SPEAKER_NAME,
+                    "hostNetwork": True,
+                    "dnsPolicy": "ClusterFirstWithHostNet",
+                    "terminationGracePeriodSeconds": 10,
+                    "nodeSelector": {"kubernetes.io/os": "linux", **(settings.node_selector or {})},
+                    "tolerations": tolerations,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "settings", "configMap": {"name": SPEAKER_SETTINGS}},
+                        {"name": "run", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------ operator
+def operator_deployment(
+    namespace: str = NAMESPACE, image: str = OPERATOR_IMAGE, speaker_image: str = SPEAKER_IMAGE
+) -> Manifest:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": OPERATOR_NAME, "namespace": namespace, "labels": labels("operator")},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": selector("operator")},
+            "strategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": labels("operator")},
+                "spec": {
+                    "serviceAccountName": OPERATOR_NAME,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [
+                        {
+                            "name": "operator",
+                            "image": image,
+                            "args": ["--liveness-port=8080"],
+                            "env": [
+                                {
+                                    "name": "POD_NAMESPACE",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                },
+                                {
+                                    "name": "POD_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                                {"name": SPEAKER_IMAGE_ENV, "value": speaker_image},
+                            ],
+                            "ports": [
+                                {"name": "metrics", "containerPort": 7472},
+                                {"name": "health", "containerPort": 8080},
+                            ],
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": 8080},
+                                "periodSeconds": 10,
+                            },
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "512Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def namespace_manifest(namespace: str = NAMESPACE) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": labels("namespace")},
+    }
