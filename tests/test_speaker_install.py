@@ -115,6 +115,20 @@ def plane() -> Iterator[ControlPlane]:
         yield plane
 
 
+def _set_speaker(plane: ControlPlane, settings: str) -> None:
+    """Merge ``settings`` (JSON) into IronLBConfig's spec.speaker."""
+    plane.kubectl(
+        "patch",
+        "ironlbconfig",
+        "ironlb",
+        "-n",
+        NAMESPACE,
+        "--type=merge",
+        "-p",
+        f'{{"spec": {{"speaker": {settings}}}}}',
+    )
+
+
 def _speaker_pods(plane: ControlPlane) -> list[dict[str, Any]]:
     listed = json.loads(
         plane.kubectl(
@@ -162,16 +176,7 @@ def test_operator_installs_keeps_and_rolls_the_speakers(plane: ControlPlane) -> 
         before = _daemonset(plane)
         assert before is not None
         hash_before = before["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
-        plane.kubectl(
-            "patch",
-            "ironlbconfig",
-            "ironlb",
-            "-n",
-            NAMESPACE,
-            "--type=merge",
-            "-p",
-            '{"spec": {"speaker": {"logLevel": "debug"}}}',
-        )
+        _set_speaker(plane, '{"logLevel": "debug"}')
         wait_until(
             lambda: (
                 '"logLevel": "debug"'
@@ -187,16 +192,7 @@ def test_operator_installs_keeps_and_rolls_the_speakers(plane: ControlPlane) -> 
         assert current["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == hash_before
 
         # a setting bound at start rolls the speakers through the hash
-        plane.kubectl(
-            "patch",
-            "ironlbconfig",
-            "ironlb",
-            "-n",
-            NAMESPACE,
-            "--type=merge",
-            "-p",
-            '{"spec": {"speaker": {"heartbeatPort": 7999}}}',
-        )
+        _set_speaker(plane, '{"heartbeatPort": 7999}')
         wait_until(
             lambda: (
                 (d := _daemonset(plane))
@@ -207,16 +203,7 @@ def test_operator_installs_keeps_and_rolls_the_speakers(plane: ControlPlane) -> 
         )
 
         # the node selector of IronLBConfig limits the speakers
-        plane.kubectl(
-            "patch",
-            "ironlbconfig",
-            "ironlb",
-            "-n",
-            NAMESPACE,
-            "--type=merge",
-            "-p",
-            '{"spec": {"speaker": {"nodeSelector": {"edge": "yes"}}}}',
-        )
+        _set_speaker(plane, '{"nodeSelector": {"edge": "yes"}}')
         wait_until(lambda: _config_status(plane).get("speakersDesired") == 2, 60, "2 speakers for edge nodes")
 
         # a deleted DaemonSet comes back

@@ -58,6 +58,10 @@ class Kind:
         return f"{GROUP}/{VERSION}"
 
 
+def _condition(kind: str) -> str:
+    return f'.status.conditions[?(@.type=="{kind}")].status'
+
+
 IP_ADDRESS_POOL = Kind(
     kind="IPAddressPool",
     plural="ipaddresspools",
@@ -74,13 +78,7 @@ IP_ADDRESS_POOL = Kind(
         PrinterColumn("Available", "string", ".status.available", "Addresses still free."),
         AGE,
         PrinterColumn("Avoid Buggy IPs", "boolean", ".spec.avoidBuggyIPs", "Skips .0 and .255.", priority=1),
-        PrinterColumn(
-            "Ready",
-            "string",
-            '.status.conditions[?(@.type=="Ready")].status',
-            "Whether the pool is usable.",
-            1,
-        ),
+        PrinterColumn("Ready", "string", _condition("Ready"), "Whether the pool is usable.", priority=1),
     ),
 )
 
@@ -134,10 +132,6 @@ BGP_PEER = Kind(
         PrinterColumn("Hold Time", "string", ".spec.holdTime", "BGP hold time.", priority=1),
     ),
 )
-
-
-def _condition(kind: str) -> str:
-    return f'.status.conditions[?(@.type=="{kind}")].status'
 
 
 IRONLB_CONFIG = Kind(
