@@ -9,6 +9,7 @@ import pytest
 from ironlb_lab.controlplane import ControlPlane
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE_MANIFEST = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ironlb-system\n"
 
 
 @pytest.fixture(scope="session")
@@ -24,5 +25,5 @@ def control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture(scope="session")
 def crds_installed(control_plane: ControlPlane) -> ControlPlane:
     control_plane.install_crds(REPO_ROOT / "crds")
-    control_plane.kubectl("create", "namespace", "ironlb-system")
+    control_plane.kubectl("apply", "-f", "-", input=NAMESPACE_MANIFEST)
     return control_plane
