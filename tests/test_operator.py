@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -251,3 +252,75 @@ def test_an_advertisement_naming_a_missing_pool_says_so(cluster: Cluster) -> Non
     cluster.wait_event(cluster.namespace, "typo", "PoolsMissing")
     cluster.pool("prodution", "203.0.113.108/30", autoAssign=False)
     wait_until(lambda: ready().get("status") == "True", what="Ready=True once the pool exists")
+
+
+def test_speaker_configuration_is_published_in_stable_shards(cluster: Cluster) -> None:
+    for name, role in (("lab-node-1", "edge"), ("lab-node-2", "core")):
+        cluster.apply(
+            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"role": role}}}
+        )
+    cluster.apply(
+        {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": "edge-only", "namespace": cluster.namespace},
+            "spec": {"ipAddressPools": ["published"], "nodeSelectors": [{"matchLabels": {"role": "edge"}}]},
+        }
+    )
+    namespace = cluster.new_namespace()
+    cluster.pool("published", "203.0.113.112/29", **only_for(namespace))
+    cluster.service(namespace, "first", externalTrafficPolicy="Local")
+    cluster.service(namespace, "second")
+    first_ip = cluster.wait_ingress(namespace, "first")
+    cluster.wait_ingress(namespace, "second")
+
+    def global_config() -> dict[str, Any]:
+        data = (cluster.get("configmap", "ironlb-speaker-config") or {}).get("data", {})
+        return dict(json.loads(data.get("config.json", "{}")))
+
+    config = wait_until(
+        lambda: (c := global_config()) and any(a["name"] == "edge-only" for a in c["l2"]) and c,
+        what="the global speaker config",
+    )
+    edge = next(a for a in config["l2"] if a["name"] == "edge-only")
+    assert edge["nodes"] == ["lab-node-1"]
+
+    def shards() -> dict[str, dict[str, Any]]:
+        listed = json.loads(
+            cluster.plane.kubectl(
+                "get",
+                "configmaps",
+                "-n",
+                cluster.namespace,
+                "-l",
+                "ironlb.io/speaker-config=announcements",
+                "-o",
+                "json",
+            ).stdout
+        )
+        return {item["metadata"]["name"]: item for item in listed["items"]}
+
+    def announced(service: str) -> dict[str, Any] | None:
+        for item in shards().values():
+            for entry in json.loads(item["data"]["announcements.json"])["services"]:
+                if entry["service"] == service:
+                    return dict(entry)
+        return None
+
+    entry = wait_until(lambda: announced(f"{namespace}/first"), what="the Service in a shard")
+    assert entry["ips"] == first_ip and entry["local_traffic"] is True
+    assert "edge-only" in entry["l2"] and "announced-pools" in entry["l2"]
+    before = {name: item["metadata"]["resourceVersion"] for name, item in shards().items()}
+    cluster.plane.kubectl("delete", "service", "second", "-n", namespace)
+    wait_until(
+        lambda: announced(f"{namespace}/second") is None, what="the deleted Service to leave its shard"
+    )
+    after = {name: item["metadata"]["resourceVersion"] for name, item in shards().items()}
+    changed = [name for name in before if before[name] != after.get(name)]
+    assert len(changed) == 1, f"one Service change rewrote {changed}"
+    # a pool change is re-published: without its label the label-selecting advertisement drops it
+    cluster.pool("published", "203.0.113.112/29", labels={}, **only_for(namespace))
+    wait_until(
+        lambda: (e := announced(f"{namespace}/first")) and "announced-pools" not in e["l2"],
+        what="the pool change in the shard",
+    )

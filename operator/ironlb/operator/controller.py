@@ -17,10 +17,11 @@ from typing import Any
 
 from .allocator import Allocation, Allocator, Failure, PoolConfig, SharingClaim
 from .allocator.selectors import any_selector_matches
-from .api import GROUP, VERSION, BGPAdvertisementSpec, IPAddressPoolSpec, L2AdvertisementSpec
+from .api import GROUP, VERSION, BGPAdvertisementSpec, BGPPeerSpec, IPAddressPoolSpec, L2AdvertisementSpec
 from .kube import ApiError, KubeClient, custom_path, service_path
 from .metrics import ALLOCATION_FAILURES, ALLOCATIONS, POOL_ADDRESSES, POOL_IN_USE, SERVICES_WITH_IP
 from .poolstatus import advertisement_status, pool_status
+from .publisher import Publisher
 from .services import (
     ALLOCATED_FROM_ANNOTATION,
     InvalidRequest,
@@ -31,6 +32,7 @@ from .services import (
     shown_addresses,
     status_patch,
 )
+from .speakerconfig import announcement, global_config
 
 log = logging.getLogger("ironlb.operator")
 Body = Mapping[str, Any]
@@ -64,6 +66,9 @@ class Controller:
         self._not_announced: set[str] = set()  # Services holding an IP no advertisement announces
         self.background: asyncio.Task[None] | None = None  # the pool-status writer, kept referenced
         self.speaker_keeper: asyncio.Task[None] | None = None
+        self.publisher = Publisher(self.kube, self.namespace)
+        self.peers: dict[str, BGPPeerSpec] = {}
+        self.node_labels: dict[str, dict[str, str]] = {}
 
     # ------------------------------------------------------------------------------------------- start-up
     def rebuild(self) -> int:
@@ -77,6 +82,11 @@ class Controller:
         for kind in ("l2advertisements", "bgpadvertisements"):
             for advertisement in self.kube.list_all(custom_path(GROUP, VERSION, self.namespace, kind)):
                 self._set_advertisement(advertisement, deleted=False)
+        for node in self.kube.list_all("/api/v1/nodes"):
+            self.node_labels[node["metadata"]["name"]] = dict(node["metadata"].get("labels") or {})
+        for peer in self.kube.list_all(custom_path(GROUP, VERSION, self.namespace, "bgppeers")):
+            self.peers[peer["metadata"]["name"]] = BGPPeerSpec.model_validate(peer.get("spec") or {})
+        self._refresh_global()
         services = [s for s in self.kube.list_all("/api/v1/services") if self.service_filter.handles(s)]
         services.sort(key=lambda s: (s["metadata"].get("creationTimestamp", ""), service_key(s)))
         adopted = 0
@@ -94,6 +104,7 @@ class Controller:
             else:
                 log.warning("not adopting %s for %s: %s", addresses, key, result.message)
         self._dirty_pools.update(self.pools)
+        self._republish_all()
         log.info(
             "rebuilt state: %d pools, %d Services, %d adopted IPs", len(self.pools), len(services), adopted
         )
@@ -105,6 +116,7 @@ class Controller:
         lock = self._lock(key)
         async with lock:
             await self._reconcile_service(body, deleted)
+            self._publish(key)
         if deleted and not lock.locked():  # forget a deleted Service entirely: its lock and its events
             self._locks.pop(key, None)
             self._last_event.pop(_object_key(body), None)
@@ -232,6 +244,7 @@ class Controller:
         else:
             self._upsert_pool(body)
         self._dirty_pools.update(self.pools)  # overlaps may have changed for any pool
+        self._republish_all()  # pool labels decide which advertisements announce it
         self._dirty_advertisements.update(self.advertisement_bodies)  # a named pool may exist now, or not
         await self._after_config_change()
         for service in self.allocator.services_outside_pool(name):
@@ -255,6 +268,66 @@ class Controller:
             self.namespace_labels[name] = labels
             await self._after_config_change()
 
+    async def on_node(self, body: Body, deleted: bool) -> None:
+        name = body["metadata"]["name"]
+        labels = None if deleted else dict(body["metadata"].get("labels") or {})
+        if self.node_labels.get(name) == labels:
+            return
+        if labels is None:
+            self.node_labels.pop(name, None)
+        else:
+            self.node_labels[name] = labels
+        self._refresh_global()
+
+    async def on_peer(self, body: Body, deleted: bool) -> None:
+        if body["metadata"].get("namespace") != self.namespace:
+            return
+        name = body["metadata"]["name"]
+        if deleted:
+            self.peers.pop(name, None)
+        else:
+            self.peers[name] = BGPPeerSpec.model_validate(body.get("spec") or {})
+        self._refresh_global()
+
+    # ---------------------------------------------------------------------------- speaker configuration
+    def _specs(self, kind: str) -> dict[str, Any]:
+        return {name: spec for (k, name), spec in self.advertisements.items() if k == kind}
+
+    def _refresh_global(self) -> None:
+        self.publisher.set_global(
+            global_config(
+                self._specs("L2Advertisement"),
+                self._specs("BGPAdvertisement"),
+                self.peers,
+                self.node_labels,
+                self.namespace,
+            )
+        )
+
+    def _publish(self, key: str) -> None:
+        """Keep the Service's announcement in the published shards in step with its allocation."""
+        allocation, body = self.allocator.allocation_of(key), self.services.get(key)
+        if allocation is None or body is None:
+            self.publisher.set_announcement(key, None)
+            return
+        config = self.allocator.pool_config(allocation.pool)
+        local = (body.get("spec") or {}).get("externalTrafficPolicy") == "Local"
+        self.publisher.set_announcement(
+            key,
+            announcement(
+                key,
+                allocation,
+                local,
+                config.labels if config else {},
+                self._specs("L2Advertisement"),
+                self._specs("BGPAdvertisement"),
+            ),
+        )
+
+    def _republish_all(self) -> None:
+        for key in set(self.allocator.services()) | set(self.publisher.announcements()):
+            self._publish(key)
+
     async def on_advertisement(self, body: Body, deleted: bool) -> None:
         if body["metadata"].get("namespace") != self.namespace:
             return
@@ -263,6 +336,8 @@ class Controller:
             self.advertisement_bodies[(body["kind"], body["metadata"]["name"])] = body  # our status write
             return
         self._set_advertisement(body, deleted)
+        self._refresh_global()
+        self._republish_all()
         await self._after_config_change()
 
     def _set_advertisement(self, body: Body, deleted: bool) -> None:
@@ -330,6 +405,7 @@ class Controller:
                 self._dirty_pools.add(name)
         SERVICES_WITH_IP.set(len(self.allocator.services()))
         await self._flush_advertisement_statuses()
+        await self.publisher.flush()
 
     async def _flush_advertisement_statuses(self) -> None:
         dirty, self._dirty_advertisements = self._dirty_advertisements, set()

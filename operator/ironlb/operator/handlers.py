@@ -103,6 +103,18 @@ def build_registry(
             f"Namespace {body.metadata.name}", lambda: controller.on_namespace(snapshot, deleted(event))
         )
 
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    async def node_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        snapshot = dict(body)
+        await controller.on_node(snapshot, deleted(event))
+
+    @kopf.on.event(GROUP, VERSION, "bgppeers", registry=registry)
+    async def peer_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        snapshot = dict(body)
+        await _with_retries(
+            f"BGPPeer {body.metadata.name}", lambda: controller.on_peer(snapshot, deleted(event))
+        )
+
     @kopf.on.event("apps", "v1", "daemonsets", registry=registry)
     async def daemonset_event(body: kopf.Body, **_: Any) -> None:
         if body.metadata.namespace == controller.namespace and body.metadata.name == SPEAKER_NAME:

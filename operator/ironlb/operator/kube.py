@@ -19,6 +19,7 @@ import urllib3
 from kubernetes import client, config
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML
 Json = dict[str, Any]
 
 
@@ -120,6 +121,16 @@ class KubeClient:
                     yield json.loads(line)
         finally:
             response.release_conn()
+
+    def apply(self, path: str, manifest: Json, field_manager: str = "ironlb-operator") -> Json:
+        """Server-side apply: create or update the fields this manager owns, in one idempotent request."""
+        return self.request(
+            "PATCH",
+            path,
+            manifest,
+            content_type=APPLY_PATCH,
+            query={"fieldManager": field_manager, "force": "true"},
+        )
 
     def list_all(self, path: str, page_size: int = 500) -> list[Json]:
         """Every item of a list, paging with `continue`; items get their kind back (lists omit it)."""

@@ -1,12 +1,34 @@
-"""From the CRDs to the speaker contract (pure). Growing piece: BGP sessions first."""
+"""From the CRDs, Services and Nodes to the speaker contract (pure).
+
+The operator resolves what must be the same on every speaker (which advertisements select a pool, which
+nodes an advertisement or a peer selects), so speakers electing an owner for an IP all see one eligible
+set. Endpoints are left to the speakers (they change with every pod and are read per node).
+"""
 
 from __future__ import annotations
 
-from ironlb.speaker.contract import BGPSession, SecretRef, duration_seconds
+import hashlib
+from collections.abc import Mapping, Sequence
 
-from .api import BGPPeerSpec
+from ironlb.speaker.contract import (
+    AnnouncementShard,
+    BGPAdvertising,
+    BGPSession,
+    L2Advertising,
+    PeerPlacement,
+    SecretRef,
+    ServiceAnnouncement,
+    SpeakerGlobalConfig,
+    duration_seconds,
+)
+
+from .allocator import Allocation, format_address
+from .allocator.selectors import any_selector_matches
+from .api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, LabelSelector
 
 DEFAULT_HOLD_SECONDS = 90
+SHARDS = 64
+Labels = Mapping[str, str]
 
 
 def session_from_peer(name: str, namespace: str, spec: BGPPeerSpec) -> BGPSession:
@@ -34,4 +56,90 @@ def session_from_peer(name: str, namespace: str, spec: BGPPeerSpec) -> BGPSessio
         else None,
         ebgp_multihop=spec.ebgp_multi_hop,
         graceful_restart=spec.enable_graceful_restart,
+    )
+
+
+def _nodes(selectors: Sequence[LabelSelector] | None, nodes: Mapping[str, Labels]) -> tuple[str, ...]:
+    return tuple(
+        sorted(name for name, labels in nodes.items() if any_selector_matches(selectors or [], labels))
+    )
+
+
+def global_config(
+    l2: Mapping[str, L2AdvertisementSpec],
+    bgp: Mapping[str, BGPAdvertisementSpec],
+    peers: Mapping[str, BGPPeerSpec],
+    nodes: Mapping[str, Labels],
+    namespace: str,
+) -> SpeakerGlobalConfig:
+    """Advertisements and peers with their node selectors resolved against the nodes' labels."""
+    return SpeakerGlobalConfig(
+        l2=tuple(
+            L2Advertising(
+                name=name, nodes=_nodes(spec.node_selectors, nodes), interfaces=tuple(spec.interfaces or ())
+            )
+            for name, spec in sorted(l2.items())
+        ),
+        bgp=tuple(
+            BGPAdvertising(
+                name=name,
+                nodes=_nodes(spec.node_selectors, nodes),
+                peers=tuple(spec.peers or ()),
+                communities=tuple(c for c in spec.communities or () if not c.startswith("large:")),
+                large_communities=tuple(
+                    c.removeprefix("large:") for c in spec.communities or () if c.startswith("large:")
+                ),
+                local_pref=spec.local_pref,
+                aggregation_length=spec.aggregation_length or 32,
+                aggregation_length_v6=spec.aggregation_length_v6 or 128,
+            )
+            for name, spec in sorted(bgp.items())
+        ),
+        peers=tuple(
+            PeerPlacement(
+                session=session_from_peer(name, namespace, spec), nodes=_nodes(spec.node_selectors, nodes)
+            )
+            for name, spec in sorted(peers.items())
+        ),
+    )
+
+
+def selects_pool(spec: L2AdvertisementSpec | BGPAdvertisementSpec, pool: str, pool_labels: Labels) -> bool:
+    """MetalLB's rule: by name, by label, or (neither given) every pool."""
+    names, selectors = spec.ip_address_pools or [], spec.ip_address_pool_selectors or []
+    if not names and not selectors:
+        return True
+    return pool in names or (bool(selectors) and any_selector_matches(selectors, pool_labels))
+
+
+def announcement(
+    service: str,
+    allocation: Allocation,
+    local_traffic: bool,
+    pool_labels: Labels,
+    l2: Mapping[str, L2AdvertisementSpec],
+    bgp: Mapping[str, BGPAdvertisementSpec],
+) -> ServiceAnnouncement:
+    return ServiceAnnouncement(
+        service=service,
+        ips=tuple(format_address(address) for address in allocation.addresses),
+        pool=allocation.pool,
+        local_traffic=local_traffic,
+        l2=tuple(
+            name for name, spec in sorted(l2.items()) if selects_pool(spec, allocation.pool, pool_labels)
+        ),
+        bgp=tuple(
+            name for name, spec in sorted(bgp.items()) if selects_pool(spec, allocation.pool, pool_labels)
+        ),
+    )
+
+
+def shard_of(service: str, shards: int = SHARDS) -> int:
+    """A stable shard per Service (not Python's salted hash): one Service change rewrites one shard."""
+    return int.from_bytes(hashlib.sha256(service.encode()).digest()[:4], "big") % shards
+
+
+def shard(number: int, announcements: Mapping[str, ServiceAnnouncement]) -> AnnouncementShard:
+    return AnnouncementShard(
+        shard=number, services=tuple(announcements[key] for key in sorted(announcements))
     )

@@ -26,7 +26,6 @@ from .manifests import (
 )
 
 log = logging.getLogger("ironlb.speakers")
-APPLY = "application/apply-patch+yaml"
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
 
 
@@ -78,13 +77,7 @@ class SpeakerInstaller:
             raise
 
     def _apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        return self.kube.request(
-            "PATCH",
-            object_path(manifest),
-            dict(manifest),
-            content_type=APPLY,
-            query={"fieldManager": "ironlb-operator", "force": "true"},
-        )
+        return self.kube.apply(object_path(manifest), dict(manifest))
 
     def _get(self, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
         try:

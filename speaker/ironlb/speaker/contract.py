@@ -83,3 +83,61 @@ class ExabgpConfig(Frozen):
     node: str
     neighbors: tuple[ExabgpNeighbor, ...] = ()
     api_command: str = Field(description="The process exabgp runs to receive route changes on its stdin.")
+
+
+class L2Advertising(Frozen):
+    """One L2Advertisement, resolved: the nodes allowed to answer ARP/NDP and on which interfaces."""
+
+    name: str
+    nodes: tuple[str, ...]
+    interfaces: tuple[str, ...] = Field(default=(), description="Empty: every interface of the node.")
+
+
+class BGPAdvertising(Frozen):
+    """One BGPAdvertisement, resolved: announcing nodes, target sessions and route attributes."""
+
+    name: str
+    nodes: tuple[str, ...]
+    peers: tuple[str, ...] = Field(default=(), description="Session names; empty: every session of the node.")
+    communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+    local_pref: int | None = None
+    aggregation_length: int = 32
+    aggregation_length_v6: int = 128
+
+
+class PeerPlacement(Frozen):
+    """A BGP session and the nodes that open it."""
+
+    session: BGPSession
+    nodes: tuple[str, ...]
+
+
+class SpeakerGlobalConfig(Frozen):
+    """What every speaker needs whatever the Services: advertisements and peers (small, rarely changes)."""
+
+    l2: tuple[L2Advertising, ...] = ()
+    bgp: tuple[BGPAdvertising, ...] = ()
+    peers: tuple[PeerPlacement, ...] = ()
+
+
+class ServiceAnnouncement(Frozen):
+    """One Service's IPs and the advertisements that announce them.
+
+    Which node has a ready endpoint is not here: speakers watch EndpointSlices themselves (see
+    docs/architecture.md), so pod churn never rewrites the published configuration.
+    """
+
+    service: str
+    ips: tuple[str, ...]
+    pool: str
+    local_traffic: bool = Field(description="externalTrafficPolicy Local: only nodes with a ready endpoint.")
+    l2: tuple[str, ...] = ()
+    bgp: tuple[str, ...] = ()
+
+
+class AnnouncementShard(Frozen):
+    """The announcements of the Services whose key hashes to this shard."""
+
+    shard: int
+    services: tuple[ServiceAnnouncement, ...] = ()

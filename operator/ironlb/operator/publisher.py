@@ -1,0 +1,100 @@
+"""Publishes the speaker contract as ConfigMaps: one global, and the announcements in stable shards.
+
+10,000 Services in 64 shards is about 160 per ConfigMap (tens of KiB, far from the 1 MiB object limit),
+and a change to one Service rewrites only its shard. Speakers watch ConfigMaps labelled
+``ironlb.io/speaker-config``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ironlb.speaker.contract import ServiceAnnouncement, SpeakerGlobalConfig
+
+from .api import GROUP
+from .kube import ApiError, KubeClient
+from .manifests import labels
+from .speakerconfig import SHARDS, shard, shard_of
+
+log = logging.getLogger("ironlb.publisher")
+CONFIG_LABEL = f"{GROUP}/speaker-config"
+GLOBAL_NAME = "ironlb-speaker-config"
+
+
+def shard_name(number: int) -> str:
+    return f"ironlb-announcements-{number:02d}"
+
+
+def configmap(name: str, namespace: str, key: str, payload: str, role: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**labels("speaker"), CONFIG_LABEL: role},
+        },
+        "data": {key: payload},
+    }
+
+
+@dataclass
+class Publisher:
+    kube: KubeClient
+    namespace: str
+    shards: int = SHARDS
+    _announcements: dict[int, dict[str, ServiceAnnouncement]] = field(default_factory=dict)
+    _dirty: set[int] = field(default_factory=set)
+    _global: SpeakerGlobalConfig | None = None
+    _global_dirty: bool = False
+
+    def set_announcement(self, service: str, announcement: ServiceAnnouncement | None) -> None:
+        number = shard_of(service, self.shards)
+        current = self._announcements.setdefault(number, {})
+        if current.get(service) == announcement:
+            return
+        if announcement is None:
+            current.pop(service, None)
+        else:
+            current[service] = announcement
+        self._dirty.add(number)
+
+    def announcements(self) -> Mapping[str, ServiceAnnouncement]:
+        return {key: value for shard_map in self._announcements.values() for key, value in shard_map.items()}
+
+    def set_global(self, config: SpeakerGlobalConfig) -> None:
+        if config != self._global:
+            self._global, self._global_dirty = config, True
+
+    async def flush(self) -> None:
+        if self._global_dirty and self._global is not None:
+            self._global_dirty = False
+            body = configmap(
+                GLOBAL_NAME, self.namespace, "config.json", self._global.model_dump_json(), "global"
+            )
+            await self._write(body, self._mark_global_dirty)
+        dirty, self._dirty = self._dirty, set()
+        for number in sorted(dirty):
+            payload = shard(number, self._announcements.get(number, {})).model_dump_json()
+            body = configmap(
+                shard_name(number), self.namespace, "announcements.json", payload, "announcements"
+            )
+            await self._write(body, functools.partial(self._dirty.add, number))
+
+    def _mark_global_dirty(self) -> None:
+        self._global_dirty = True
+
+    async def _write(self, body: dict[str, Any], retry_later: Callable[[], None]) -> None:
+        name = body["metadata"]["name"]
+        try:
+            await asyncio.to_thread(
+                self.kube.apply, f"/api/v1/namespaces/{self.namespace}/configmaps/{name}", body
+            )
+        except (ApiError, OSError) as error:
+            log.warning("publishing %s: %s", name, error)
+            retry_later()
