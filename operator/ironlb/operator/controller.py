@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .allocator import Allocation, Allocator, Failure, PoolConfig, SharingClaim
-from .allocator.selectors import any_selector_matches
 from .api import GROUP, VERSION, BGPAdvertisementSpec, BGPPeerSpec, IPAddressPoolSpec, L2AdvertisementSpec
+from .conditions import now
 from .kube import ApiError, KubeClient, custom_path, service_path
 from .metrics import ALLOCATION_FAILURES, ALLOCATIONS, POOL_ADDRESSES, POOL_IN_USE, SERVICES_WITH_IP
 from .poolstatus import advertisement_status, pool_status
@@ -32,16 +31,12 @@ from .services import (
     shown_addresses,
     status_patch,
 )
-from .speakerconfig import announcement, global_config
+from .speakerconfig import announcement, global_config, selects_pool
 
 log = logging.getLogger("ironlb.operator")
 Body = Mapping[str, Any]
 # (object, type, reason, message): queued by events.EventPoster, never blocking a reconcile
 EventSink = Callable[[Body, str, str, str], None]
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -290,14 +285,19 @@ class Controller:
         self._refresh_global()
 
     # ---------------------------------------------------------------------------- speaker configuration
-    def _specs(self, kind: str) -> dict[str, Any]:
-        return {name: spec for (k, name), spec in self.advertisements.items() if k == kind}
+    def _l2_specs(self) -> dict[str, L2AdvertisementSpec]:
+        return {name: s for (_, name), s in self.advertisements.items() if isinstance(s, L2AdvertisementSpec)}
+
+    def _bgp_specs(self) -> dict[str, BGPAdvertisementSpec]:
+        return {
+            name: s for (_, name), s in self.advertisements.items() if isinstance(s, BGPAdvertisementSpec)
+        }
 
     def _refresh_global(self) -> None:
         self.publisher.set_global(
             global_config(
-                self._specs("L2Advertisement"),
-                self._specs("BGPAdvertisement"),
+                self._l2_specs(),
+                self._bgp_specs(),
                 self.peers,
                 self.node_labels,
                 self.namespace,
@@ -319,8 +319,8 @@ class Controller:
                 allocation,
                 local,
                 config.labels if config else {},
-                self._specs("L2Advertisement"),
-                self._specs("BGPAdvertisement"),
+                self._l2_specs(),
+                self._bgp_specs(),
             ),
         )
 
@@ -355,13 +355,7 @@ class Controller:
         """Whether any advertisement selects the pool (by name, by label, or by selecting every pool)."""
         config = self.allocator.pool_config(pool)
         labels = config.labels if config else {}
-        for spec in self.advertisements.values():
-            names, selectors = spec.ip_address_pools or [], spec.ip_address_pool_selectors or []
-            if not names and not selectors:
-                return True
-            if pool in names or (selectors and any_selector_matches(selectors, labels)):
-                return True
-        return False
+        return any(selects_pool(spec, pool, labels) for spec in self.advertisements.values())
 
     async def _after_config_change(self) -> None:
         """Re-evaluate only the Services the change can help: those without an IP or missing a family."""
@@ -383,7 +377,7 @@ class Controller:
             if body is None:
                 continue
             previous = (body.get("status") or {}).get("conditions") or []
-            status = pool_status(self.allocator, name, previous, body["metadata"].get("generation"), _now())
+            status = pool_status(self.allocator, name, previous, body["metadata"].get("generation"), now())
             usage = self.allocator.usage(name)
             for family in (4, 6):
                 POOL_ADDRESSES.labels(pool=name, family=f"IPv{family}").set(min(usage.total[family], 2**63))
@@ -415,7 +409,7 @@ class Controller:
                 continue
             missing = [name for name in spec.ip_address_pools or [] if name not in self.pools]
             previous = (body.get("status") or {}).get("conditions") or []
-            status = advertisement_status(missing, previous, body["metadata"].get("generation"), _now())
+            status = advertisement_status(missing, previous, body["metadata"].get("generation"), now())
             if previous and [(c["status"], c["message"]) for c in previous] == [
                 (c["status"], c["message"]) for c in status["conditions"]
             ]:

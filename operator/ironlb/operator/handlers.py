@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from .api import GROUP, VERSION
+from .api.config import SINGLETON_NAME
 from .controller import Controller
 from .events import EventPoster
 from .kube import ApiError
@@ -23,6 +24,7 @@ from .speakers import SpeakerInstaller
 
 log = logging.getLogger("ironlb.operator")
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+EventHandler = Callable[[dict[str, Any], bool], Awaitable[None]]  # (body snapshot, deleted)
 
 
 async def _with_retries(what: str, work: Callable[[], Awaitable[None]]) -> None:
@@ -78,61 +80,34 @@ def build_registry(
         controller.background = asyncio.create_task(write_pool_statuses())
         controller.speaker_keeper = asyncio.create_task(keep_speakers())
 
-    def deleted(event: kopf.RawEvent) -> bool:
-        return event.get("type") == "DELETED"
+    def forward(group: str, version: str, plural: str, handle: EventHandler) -> None:
+        """Every watched kind the same way: a snapshot of the body, DELETED or not, retried on API errors."""
 
-    @kopf.on.event("", "v1", "services", registry=registry)
-    async def service_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        snapshot = dict(body)
-        await _with_retries(
-            f"Service {body.metadata.namespace}/{body.metadata.name}",
-            lambda: controller.on_service(snapshot, deleted(event)),
-        )
-
-    @kopf.on.event(GROUP, VERSION, "ipaddresspools", registry=registry)
-    async def pool_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        snapshot = dict(body)
-        await _with_retries(
-            f"IPAddressPool {body.metadata.name}", lambda: controller.on_pool(snapshot, deleted(event))
-        )
-
-    @kopf.on.event("", "v1", "namespaces", registry=registry)
-    async def namespace_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        snapshot = dict(body)
-        await _with_retries(
-            f"Namespace {body.metadata.name}", lambda: controller.on_namespace(snapshot, deleted(event))
-        )
-
-    @kopf.on.event("", "v1", "nodes", registry=registry)
-    async def node_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        snapshot = dict(body)
-        await controller.on_node(snapshot, deleted(event))
-
-    @kopf.on.event(GROUP, VERSION, "bgppeers", registry=registry)
-    async def peer_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        snapshot = dict(body)
-        await _with_retries(
-            f"BGPPeer {body.metadata.name}", lambda: controller.on_peer(snapshot, deleted(event))
-        )
-
-    @kopf.on.event("apps", "v1", "daemonsets", registry=registry)
-    async def daemonset_event(body: kopf.Body, **_: Any) -> None:
-        if body.metadata.namespace == controller.namespace and body.metadata.name == SPEAKER_NAME:
-            await _with_retries("installing the speakers", installer.reconcile)
-
-    @kopf.on.event(GROUP, VERSION, "ironlbconfigs", registry=registry)
-    async def config_event(body: kopf.Body, **_: Any) -> None:
-        if body.metadata.namespace == controller.namespace:
-            await _with_retries("installing the speakers", installer.reconcile)
-
-    for plural in ("l2advertisements", "bgpadvertisements"):
-
-        @kopf.on.event(GROUP, VERSION, plural, registry=registry)
-        async def advertisement_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-            snapshot = dict(body)
+        @kopf.on.event(group, version, plural, id=plural, registry=registry)
+        async def handler(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+            snapshot, deleted = dict(body), event.get("type") == "DELETED"
             await _with_retries(
-                f"{body.get('kind')} {body.metadata.name}",
-                lambda: controller.on_advertisement(snapshot, deleted(event)),
+                f"{plural} {body.metadata.namespace or ''}/{body.metadata.name}",
+                lambda: handle(snapshot, deleted),
             )
+
+    forward("", "v1", "services", controller.on_service)
+    forward(GROUP, VERSION, "ipaddresspools", controller.on_pool)
+    forward("", "v1", "namespaces", controller.on_namespace)
+    forward("", "v1", "nodes", controller.on_node)
+    forward(GROUP, VERSION, "bgppeers", controller.on_peer)
+    forward(GROUP, VERSION, "l2advertisements", controller.on_advertisement)
+    forward(GROUP, VERSION, "bgpadvertisements", controller.on_advertisement)
+
+    async def speakers_changed(body: dict[str, Any], deleted: bool) -> None:
+        name = body["metadata"]["name"]
+        if body["metadata"].get("namespace") == controller.namespace and name in (
+            SPEAKER_NAME,
+            SINGLETON_NAME,
+        ):
+            await installer.reconcile()
+
+    forward("apps", "v1", "daemonsets", speakers_changed)
+    forward(GROUP, VERSION, "ironlbconfigs", speakers_changed)
 
     return registry

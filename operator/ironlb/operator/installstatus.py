@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .poolstatus import condition
+from .conditions import condition
 
 
 def install_status(

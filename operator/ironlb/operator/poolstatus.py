@@ -6,30 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .allocator import Allocator, format_count
+from .conditions import condition
 
 INT64_MAX = 2**63 - 1
-
-
-def condition(
-    kind: str,
-    ok: bool,
-    reason: str,
-    message: str,
-    previous: Mapping[str, Mapping[str, Any]],
-    now: str,
-    generation: int | None,
-) -> dict[str, Any]:
-    status = "True" if ok else "False"
-    before = previous.get(kind)
-    changed = before is None or before.get("status") != status
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),  # type: ignore[union-attr]
-        "observedGeneration": generation,
-    }
 
 
 def pool_status(

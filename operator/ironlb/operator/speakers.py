@@ -7,7 +7,6 @@ idempotent request per object, and a user's edit to a field IronLB owns is put b
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from typing import Any
 
 from .api import GROUP, VERSION
 from .api.config import SINGLETON_NAME, IronLBConfigSpec
+from .conditions import now
 from .installstatus import install_status
 from .kube import ApiError, KubeClient, custom_path
 from .manifests import (
@@ -27,10 +27,6 @@ from .manifests import (
 
 log = logging.getLogger("ironlb.speakers")
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def object_path(manifest: Mapping[str, Any]) -> str:
@@ -118,7 +114,7 @@ class SpeakerInstaller:
             self.image,
             (config.get("status") or {}).get("conditions") or [],
             config["metadata"].get("generation"),
-            _now(),
+            now(),
         )
         comparable = json.dumps(
             {**status, "conditions": [{**c, "lastTransitionTime": None} for c in status["conditions"]]},
