@@ -10,6 +10,12 @@ need() { # need COMMAND PACKAGE
 need go golang-go
 need git git
 need sha256sum coreutils
+# the lab: network namespaces, real packets, and the tools a user would probe them with
+need ip iproute2
+need ping iputils-ping
+need arping arping
+need ndisc6 ndisc6
+need nft nftables
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
