@@ -1,22 +1,72 @@
-"""``ironlb-speaker``: the per-node announcer (Layer 2 and BGP modes arrive with later issues)."""
+"""``ironlb-speaker``: the per-node announcer.
+
+Today it offers ``l2-responder``, the Layer 2 data path on its own (answer ARP/NDP for given IPs), which the
+lab and benchmarks drive directly; the speaker that follows the published configuration, elects owners and
+watches its peers comes with the rest of the Layer 2 issue.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
+import signal
 import sys
+import threading
+import time
 from importlib.metadata import version
+
+from .responder import L2Responder
+
+log = logging.getLogger("ironlb.speaker")
+
+
+def _l2_responder(args: argparse.Namespace) -> int:
+    responder = L2Responder(args.interface)
+    addresses = [ipaddress.ip_address(text) for text in args.ip]
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    for address in responder.set_owned(addresses):
+        if args.announce:
+            responder.announce(address)
+    next_refresh = time.monotonic() + args.refresh if args.refresh else float("inf")
+
+    def refresh() -> None:
+        nonlocal next_refresh
+        if time.monotonic() >= next_refresh:
+            for address in responder.owned:
+                responder.announce(address)
+            next_refresh = time.monotonic() + args.refresh
+
+    print(f"answering for {', '.join(map(str, addresses))} on {args.interface}", flush=True)
+    try:
+        responder.serve(stop, refresh)
+    finally:
+        responder.close()
+    log.info("answered %d requests", responder.replies)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ironlb-speaker", description="IronLB speaker.")
     parser.add_argument("--version", action="version", version=f"ironlb-speaker {version('ironlb')}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    responder = commands.add_parser("l2-responder", help="answer ARP/NDP for the given IPs on one interface")
+    responder.add_argument("--interface", required=True)
+    responder.add_argument("--ip", action="append", required=True, help="an IP to answer for (repeatable)")
+    responder.add_argument(
+        "--announce", action="store_true", help="send gratuitous ARP / unsolicited NA first"
+    )
+    responder.add_argument("--refresh", type=float, default=0, help="re-announce every N seconds (0: never)")
+    responder.set_defaults(func=_l2_responder)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("ironlb-speaker: no announcement modes are implemented yet (see the open issues)", file=sys.stderr)
-    return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

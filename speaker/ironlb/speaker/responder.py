@@ -1,0 +1,166 @@
+"""The Layer 2 responder: answers ARP and Neighbor Solicitation for the IPs this node owns, on one interface.
+
+Two raw AF_PACKET sockets stay open for the process's life, each with a classic BPF filter so the kernel
+hands over only ARP requests and ICMPv6 Neighbor Solicitations; for every owned IPv6 address the socket
+joins its solicited-node multicast group, so the NIC delivers the solicitations at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import logging
+import selectors
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .packets import (
+    ETH_P_ARP,
+    ETH_P_IPV6,
+    arp_reply,
+    gratuitous_arp,
+    neighbor_advertisement,
+    parse_arp_request,
+    parse_neighbor_solicitation,
+    solicited_node_multicast,
+)
+
+log = logging.getLogger("ironlb.speaker.l2")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+SO_ATTACH_FILTER = 26
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP, PACKET_DROP_MEMBERSHIP = 1, 2
+PACKET_MR_MULTICAST = 0
+PACKET_OUTGOING = 4
+
+# ldh [20]; jeq #1 (ARP request) -> accept, else drop
+_ARP_REQUESTS = [(0x28, 0, 0, 20), (0x15, 0, 1, 1), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
+# ldb [20] (IPv6 next header); jeq #58 (ICMPv6); ldb [54] (ICMPv6 type); jeq #135 (NS) -> accept
+_SOLICITATIONS = [
+    (0x30, 0, 0, 20),
+    (0x15, 0, 3, 58),
+    (0x30, 0, 0, 54),
+    (0x15, 0, 1, 135),
+    (0x06, 0, 0, 0xFFFF),
+    (0x06, 0, 0, 0),
+]
+
+
+def _attach_filter(
+    sock: socket.socket, program: list[tuple[int, int, int, int]]
+) -> ctypes.Array[ctypes.c_char]:
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
+    buffer = ctypes.create_string_buffer(code)
+    sock.setsockopt(
+        socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(program), ctypes.addressof(buffer))
+    )
+    return buffer  # the kernel copied it; returned only to keep it alive during the call
+
+
+def _open(interface: str, protocol: int, program: list[tuple[int, int, int, int]]) -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
+    _attach_filter(sock, program)
+    sock.bind((interface, protocol))
+    sock.setblocking(False)
+    return sock
+
+
+class L2Responder:
+    def __init__(self, interface: str) -> None:
+        self.interface = interface
+        self.ifindex = socket.if_nametoindex(interface)
+        self.mac = bytes.fromhex(
+            Path(f"/sys/class/net/{interface}/address").read_text().strip().replace(":", "")
+        )
+        self.arp = _open(interface, ETH_P_ARP, _ARP_REQUESTS)
+        self.ndp = _open(interface, ETH_P_IPV6, _SOLICITATIONS)
+        self._owned: frozenset[IPAddress] = frozenset()
+        self._groups: dict[bytes, int] = {}  # multicast MAC -> owned IPv6 addresses using it
+        self.replies = 0
+
+    @property
+    def owned(self) -> frozenset[IPAddress]:
+        return self._owned
+
+    def _membership(self, mac: bytes, join: bool) -> None:
+        request = struct.pack("iHH8s", self.ifindex, PACKET_MR_MULTICAST, 6, mac)
+        self.ndp.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP if join else PACKET_DROP_MEMBERSHIP, request)
+
+    def set_owned(self, addresses: Iterable[IPAddress]) -> set[IPAddress]:
+        """Answer for exactly these addresses from now on; returns the ones newly owned (to announce)."""
+        wanted = frozenset(addresses)
+        for address in wanted - self._owned:
+            if address.version == 6:
+                _, mac = solicited_node_multicast(address)
+                if not self._groups.get(mac):
+                    self._membership(mac, join=True)
+                self._groups[mac] = self._groups.get(mac, 0) + 1
+        for address in self._owned - wanted:
+            if address.version == 6:
+                _, mac = solicited_node_multicast(address)
+                self._groups[mac] -= 1
+                if not self._groups[mac]:
+                    del self._groups[mac]
+                    self._membership(mac, join=False)
+        added = set(wanted - self._owned)
+        self._owned = wanted
+        return added
+
+    def announce(self, address: IPAddress) -> None:
+        """Tell the segment that ``address`` lives here now (gratuitous ARP both ways, or unsolicited NA)."""
+        if address.version == 4:
+            for reply in (False, True):
+                self.arp.send(gratuitous_arp(self.mac, address, reply=reply))
+        else:
+            self.ndp.send(neighbor_advertisement(self.mac, address))
+
+    def _answer_arp(self) -> None:
+        while True:
+            try:
+                frame, meta = self.arp.recvfrom(2048)
+            except BlockingIOError:
+                return
+            request = parse_arp_request(frame)
+            if meta[2] == PACKET_OUTGOING or request is None or request.target_ip not in self._owned:
+                continue
+            self.arp.send(arp_reply(self.mac, request.target_ip, request))
+            self.replies += 1
+
+    def _answer_ndp(self) -> None:
+        while True:
+            try:
+                frame, meta = self.ndp.recvfrom(2048)
+            except BlockingIOError:
+                return
+            solicitation = parse_neighbor_solicitation(frame)
+            if meta[2] == PACKET_OUTGOING or solicitation is None or solicitation.target not in self._owned:
+                continue
+            self.ndp.send(
+                neighbor_advertisement(
+                    self.mac, solicitation.target, solicitation.source_mac, solicitation.source_ip
+                )
+            )
+            self.replies += 1
+
+    def serve(
+        self, stop: threading.Event, tick: Callable[[], None] | None = None, interval: float = 0.2
+    ) -> None:
+        """Answer until ``stop`` is set; ``tick`` runs at least every ``interval`` seconds (refreshes)."""
+        selector = selectors.DefaultSelector()
+        selector.register(self.arp, selectors.EVENT_READ, self._answer_arp)
+        selector.register(self.ndp, selectors.EVENT_READ, self._answer_ndp)
+        try:
+            while not stop.is_set():
+                for key, _ in selector.select(interval):
+                    key.data()
+                if tick is not None:
+                    tick()
+        finally:
+            selector.close()
+
+    def close(self) -> None:
+        self.arp.close()
+        self.ndp.close()
