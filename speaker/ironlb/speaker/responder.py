@@ -117,45 +117,43 @@ class L2Responder:
         else:
             self.ndp.send(neighbor_advertisement(self.mac, address))
 
-    def _answer_arp(self) -> None:
-        while True:
-            try:
-                frame, meta = self.arp.recvfrom(2048)
-            except BlockingIOError:
-                return
-            request = parse_arp_request(frame)
-            if meta[2] == PACKET_OUTGOING or request is None or request.target_ip not in self._owned:
-                continue
-            self.arp.send(arp_reply(self.mac, request.target_ip, request))
-            self.replies += 1
+    def _arp_answer(self, frame: bytes) -> bytes | None:
+        request = parse_arp_request(frame)
+        if request is None or request.target_ip not in self._owned:
+            return None
+        return arp_reply(self.mac, request.target_ip, request)
 
-    def _answer_ndp(self) -> None:
+    def _ndp_answer(self, frame: bytes) -> bytes | None:
+        solicitation = parse_neighbor_solicitation(frame)
+        if solicitation is None or solicitation.target not in self._owned:
+            return None
+        return neighbor_advertisement(
+            self.mac, solicitation.target, solicitation.source_mac, solicitation.source_ip
+        )
+
+    def _drain(self, sock: socket.socket, answer: Callable[[bytes], bytes | None]) -> None:
+        """Answer every frame waiting on ``sock`` (never our own outgoing ones)."""
         while True:
             try:
-                frame, meta = self.ndp.recvfrom(2048)
+                frame, meta = sock.recvfrom(2048)
             except BlockingIOError:
                 return
-            solicitation = parse_neighbor_solicitation(frame)
-            if meta[2] == PACKET_OUTGOING or solicitation is None or solicitation.target not in self._owned:
-                continue
-            self.ndp.send(
-                neighbor_advertisement(
-                    self.mac, solicitation.target, solicitation.source_mac, solicitation.source_ip
-                )
-            )
-            self.replies += 1
+            reply = None if meta[2] == PACKET_OUTGOING else answer(frame)
+            if reply is not None:
+                sock.send(reply)
+                self.replies += 1
 
     def serve(
         self, stop: threading.Event, tick: Callable[[], None] | None = None, interval: float = 0.2
     ) -> None:
         """Answer until ``stop`` is set; ``tick`` runs at least every ``interval`` seconds (refreshes)."""
         selector = selectors.DefaultSelector()
-        selector.register(self.arp, selectors.EVENT_READ, self._answer_arp)
-        selector.register(self.ndp, selectors.EVENT_READ, self._answer_ndp)
+        selector.register(self.arp, selectors.EVENT_READ, self._arp_answer)
+        selector.register(self.ndp, selectors.EVENT_READ, self._ndp_answer)
         try:
             while not stop.is_set():
                 for key, _ in selector.select(interval):
-                    key.data()
+                    self._drain(key.fileobj, key.data)  # type: ignore[arg-type]
                 if tick is not None:
                     tick()
         finally:
