@@ -64,12 +64,13 @@ def main(count: int, flood_seconds: float) -> None:
         print(
             f"ARP request -> reply at the client: p50 {percentile(latencies, 0.5) * 1e6:.0f} us, "
             f"p99 {percentile(latencies, 0.99) * 1e6:.0f} us, max {max(latencies) * 1e6:.0f} us "
-            f"over {len(latencies)} requests ({result['lost']} lost); mean {statistics.mean(latencies) * 1e6:.0f} us"
+            f"over {len(latencies)} requests ({result['lost']} lost); "
+            f"mean {statistics.mean(latencies) * 1e6:.0f} us"
         )
         rate = result["flood_received"] / result["flood_seconds"]
         print(
-            f"flood for {flood_seconds:.0f} s: {result['flood_sent']} requests sent, {result['flood_received']} "
-            f"replies = {rate:.0f} replies/s",
+            f"flood for {flood_seconds:.0f} s: {result['flood_sent']} requests sent, "
+            f"{result['flood_received']} replies = {rate:.0f} replies/s",
             flush=True,
         )
         many = [f"203.0.113.{n % 250 + 1}" for n in range(250)] + [
