@@ -1,0 +1,135 @@
+"""Make the lab's API server reachable from inside node namespaces without giving the host a lab address.
+
+A network namespace has its own loopback, so a speaker in a node namespace cannot reach kube-apiserver on the
+host's 127.0.0.1. Unix sockets live in the file system, not in a network namespace, so the bridge is two
+forwarders joined by one: host side ``unix socket -> 127.0.0.1:PORT``, and in each node namespace
+``127.0.0.1:PORT -> unix socket``. The node's kubeconfig then names https://127.0.0.1:PORT, which the API
+server's certificate already covers.
+
+Run as ``python -m ironlb_lab.apibridge host SOCKET PORT`` or ``... node SOCKET PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .controlplane import _die_with_parent
+
+if TYPE_CHECKING:
+    from .controlplane import ControlPlane
+    from .network import LabNetwork
+
+HACK = Path(__file__).resolve().parents[1]
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            writer.close()
+
+
+async def _splice(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    connect: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+) -> None:
+    try:
+        upstream_reader, upstream_writer = await connect
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+
+
+async def serve_host(socket_path: Path, port: int) -> None:
+    """Host side: connections on the Unix socket go to the API server on the host's loopback."""
+    socket_path.unlink(missing_ok=True)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _splice(reader, writer, asyncio.ensure_future(asyncio.open_connection("127.0.0.1", port)))
+
+    server = await asyncio.start_unix_server(handle, path=str(socket_path))
+    async with server:
+        await server.serve_forever()
+
+
+async def serve_node(socket_path: Path, port: int) -> None:
+    """Node side (run inside the node's namespace): 127.0.0.1:PORT goes to the Unix socket."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _splice(reader, writer, asyncio.ensure_future(asyncio.open_unix_connection(str(socket_path))))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    print(f"bridging 127.0.0.1:{port} to {socket_path}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str]) -> int:
+    side, socket_path, port = argv[0], Path(argv[1]), int(argv[2])
+    runner = serve_host if side == "host" else serve_node
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner(socket_path, port))
+    return 0
+
+
+class ApiBridge:
+    """Starts the host forwarder and one node forwarder per lab node; the lab ends them with itself."""
+
+    def __init__(self, lab: LabNetwork, plane: ControlPlane, workdir: Path) -> None:
+        self.lab, self.plane, self.workdir = lab, plane, workdir
+        self.socket = workdir / "apiserver.sock"
+        self.host: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ApiBridge:
+        env = {**os.environ, "PYTHONPATH": str(HACK)}
+        port = str(self.plane.port)
+        with (self.workdir / "apibridge-host.log").open("ab") as log:
+            self.host = subprocess.Popen(
+                [sys.executable, "-m", "ironlb_lab.apibridge", "host", str(self.socket), port],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the host side of the API bridge did not start")
+            time.sleep(0.05)
+        for role, host in self.lab.hosts.items():
+            if role.startswith("node"):
+                log_path = self.workdir / f"apibridge-{role}.log"
+                self.lab.spawn(
+                    host,
+                    [sys.executable, "-m", "ironlb_lab.apibridge", "node", str(self.socket), port],
+                    log_path,
+                    env=env,
+                )
+                while "bridging" not in (log_path.read_text() if log_path.exists() else ""):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the API bridge in {role} did not start")
+                    time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.host is not None and self.host.poll() is None:
+            self.host.terminate()
+            self.host.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
