@@ -50,8 +50,11 @@ def main(count: int, flood_seconds: float) -> None:
         time.sleep(0.5)
         print(f"responder RSS with 1 owned IP: {rss_mib(pid):.0f} MiB", flush=True)
         probe = lab.client.run(
+            "env",
+            f"PYTHONPATH={HACK}",
             sys.executable,
-            str(HACK / "bench" / "arp_probe.py"),
+            "-m",
+            "bench.arp_probe",
             "203.0.113.10",
             str(lab.client.v4),
             str(count),

@@ -64,6 +64,7 @@ class Controller:
         self.publisher = Publisher(self.kube, self.namespace)
         self.peers: dict[str, BGPPeerSpec] = {}
         self.node_labels: dict[str, dict[str, str]] = {}
+        self.node_addresses: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------------- start-up
     def rebuild(self) -> int:
@@ -78,7 +79,7 @@ class Controller:
             for advertisement in self.kube.list_all(custom_path(GROUP, VERSION, self.namespace, kind)):
                 self._set_advertisement(advertisement, deleted=False)
         for node in self.kube.list_all("/api/v1/nodes"):
-            self.node_labels[node["metadata"]["name"]] = dict(node["metadata"].get("labels") or {})
+            self._remember_node(node)
         for peer in self.kube.list_all(custom_path(GROUP, VERSION, self.namespace, "bgppeers")):
             self.peers[peer["metadata"]["name"]] = BGPPeerSpec.model_validate(peer.get("spec") or {})
         self._refresh_global()
@@ -263,15 +264,27 @@ class Controller:
             self.namespace_labels[name] = labels
             await self._after_config_change()
 
+    def _remember_node(self, body: Body) -> bool:
+        """Cache a node's labels and InternalIP; True when either changed."""
+        name = body["metadata"]["name"]
+        labels = dict(body["metadata"].get("labels") or {})
+        addresses = (body.get("status") or {}).get("addresses") or []
+        address = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), None)
+        changed = self.node_labels.get(name) != labels or self.node_addresses.get(name) != address
+        self.node_labels[name] = labels
+        if address is None:
+            self.node_addresses.pop(name, None)
+        else:
+            self.node_addresses[name] = address
+        return changed
+
     async def on_node(self, body: Body, deleted: bool) -> None:
         name = body["metadata"]["name"]
-        labels = None if deleted else dict(body["metadata"].get("labels") or {})
-        if self.node_labels.get(name) == labels:
-            return
-        if labels is None:
+        if deleted:
             self.node_labels.pop(name, None)
-        else:
-            self.node_labels[name] = labels
+            self.node_addresses.pop(name, None)
+        elif not self._remember_node(body):
+            return
         self._refresh_global()
 
     async def on_peer(self, body: Body, deleted: bool) -> None:
@@ -301,6 +314,7 @@ class Controller:
                 self.peers,
                 self.node_labels,
                 self.namespace,
+                self.node_addresses,
             )
         )
 

@@ -71,9 +71,11 @@ def global_config(
     peers: Mapping[str, BGPPeerSpec],
     nodes: Mapping[str, Labels],
     namespace: str,
+    node_addresses: Mapping[str, str] | None = None,
 ) -> SpeakerGlobalConfig:
     """Advertisements and peers with their node selectors resolved against the nodes' labels."""
     return SpeakerGlobalConfig(
+        node_addresses=dict(sorted((node_addresses or {}).items())),
         l2=tuple(
             L2Advertising(
                 name=name, nodes=_nodes(spec.node_selectors, nodes), interfaces=tuple(spec.interfaces or ())

@@ -119,6 +119,9 @@ class SpeakerGlobalConfig(Frozen):
     l2: tuple[L2Advertising, ...] = ()
     bgp: tuple[BGPAdvertising, ...] = ()
     peers: tuple[PeerPlacement, ...] = ()
+    node_addresses: dict[str, str] = Field(
+        default_factory=dict, description="Each node's InternalIP: where speakers send each other heartbeats."
+    )
 
 
 class ServiceAnnouncement(Frozen):

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from importlib.metadata import version
+from pathlib import Path
 
 from .responder import L2Responder
 
@@ -48,6 +50,30 @@ def _l2_responder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from ironlb.operator.kube import KubeClient
+
+    from .agent import run
+
+    key = Path(args.heartbeat_key_file).read_bytes().strip() if args.heartbeat_key_file else b""
+    if len(key) < 16:
+        print("ironlb-speaker: --heartbeat-key-file must hold a key of at least 16 bytes", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    run(
+        KubeClient.from_environment(),
+        args.node,
+        args.namespace,
+        args.interface,
+        key,
+        args.heartbeat_port,
+        stop,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ironlb-speaker", description="IronLB speaker.")
     parser.add_argument("--version", action="version", version=f"ironlb-speaker {version('ironlb')}")
@@ -60,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     responder.add_argument("--refresh", type=float, default=0, help="re-announce every N seconds (0: never)")
     responder.set_defaults(func=_l2_responder)
+    speaker = commands.add_parser("run", help="follow the published configuration and announce (Layer 2)")
+    speaker.add_argument(
+        "--node", default=os.environ.get("NODE_NAME"), required="NODE_NAME" not in os.environ
+    )
+    speaker.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "ironlb-system"))
+    speaker.add_argument("--interface", default="eth0")
+    speaker.add_argument("--heartbeat-key-file", default=os.environ.get("IRONLB_HEARTBEAT_KEY_FILE"))
+    speaker.add_argument("--heartbeat-port", type=int, default=7946)
+    speaker.set_defaults(func=_run)
     return parser
 
 

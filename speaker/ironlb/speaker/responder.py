@@ -14,6 +14,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -80,6 +81,9 @@ class L2Responder:
         self._owned: frozenset[IPAddress] = frozenset()
         self._groups: dict[bytes, int] = {}  # multicast MAC -> owned IPv6 addresses using it
         self.replies = 0
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.arp, selectors.EVENT_READ, self._arp_answer)
+        self._selector.register(self.ndp, selectors.EVENT_READ, self._ndp_answer)
 
     @property
     def owned(self) -> frozenset[IPAddress]:
@@ -143,22 +147,23 @@ class L2Responder:
                 sock.send(reply)
                 self.replies += 1
 
+    def answer_for(self, seconds: float) -> None:
+        """Answer whatever arrives during the next ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            for key, _ in self._selector.select(remaining):
+                self._drain(key.fileobj, key.data)  # type: ignore[arg-type]
+
     def serve(
         self, stop: threading.Event, tick: Callable[[], None] | None = None, interval: float = 0.2
     ) -> None:
-        """Answer until ``stop`` is set; ``tick`` runs at least every ``interval`` seconds (refreshes)."""
-        selector = selectors.DefaultSelector()
-        selector.register(self.arp, selectors.EVENT_READ, self._arp_answer)
-        selector.register(self.ndp, selectors.EVENT_READ, self._ndp_answer)
-        try:
-            while not stop.is_set():
-                for key, _ in selector.select(interval):
-                    self._drain(key.fileobj, key.data)  # type: ignore[arg-type]
-                if tick is not None:
-                    tick()
-        finally:
-            selector.close()
+        """Answer until ``stop`` is set; ``tick`` runs every ``interval`` seconds (refreshes)."""
+        while not stop.is_set():
+            self.answer_for(interval)
+            if tick is not None:
+                tick()
 
     def close(self) -> None:
+        self._selector.close()
         self.arp.close()
         self.ndp.close()

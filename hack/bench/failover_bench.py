@@ -1,0 +1,80 @@
+"""Benchmark: Layer 2 failover, from kill -9 of the owning speaker to the first ARP reply from the new owner.
+
+Run: hack/bench/run.sh failover_bench [trials]   (default 20)
+Real control plane, operator, two speakers in lab node namespaces, ARP asked every 10 ms from the client.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ironlb.operator.kube import KubeClient
+from ironlb.speaker.election import owner
+from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.l2lab import L2Lab
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main(trials: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="ironlb-failover-"))
+    with ControlPlane() as plane:
+        plane.install_crds(REPO_ROOT / "crds")
+        with L2Lab(plane, workdir) as lab:
+            plane.kubectl(
+                "apply",
+                "-f",
+                "-",
+                input="""
+apiVersion: ironlb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bench, namespace: ironlb-system}
+spec: {addresses: ["203.0.113.200/29"]}
+---
+apiVersion: ironlb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: bench, namespace: ironlb-system}
+spec: {}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80}]}
+""",
+            )
+            kube = KubeClient.from_environment(str(plane.kubeconfig))
+            ip = ""
+            while not ip:
+                ingress = kube.get("/api/v1/namespaces/default/services/web").get("status", {})
+                ip = ((ingress.get("loadBalancer") or {}).get("ingress") or [{}])[0].get("ip", "")
+                time.sleep(0.1)
+            macs = {f"node{n}": lab.lab.node(n).mac() for n in (1, 2)}
+            results = []
+            for trial in range(1, trials + 1):
+                current = owner(ip, ["node1", "node2"])
+                assert current is not None
+                survivor = "node2" if current == "node1" else "node1"
+                while lab.arp(ip) != macs[current]:  # both speakers up, the elected owner answering
+                    time.sleep(0.1)
+                seconds = lab.failover(ip, current, macs[survivor])
+                results.append(seconds)
+                print(f"trial {trial}/{trials}: {seconds * 1000:.0f} ms", flush=True)
+                lab.start_speaker(lab.lab.node(int(current[-1])))
+                time.sleep(1.0)  # the restarted owner takes its IP back (it wins the election again)
+            print(
+                f"failover over {trials} trials: p50 {percentile(results, 0.5) * 1000:.0f} ms, "
+                f"p99 {percentile(results, 0.99) * 1000:.0f} ms, max {max(results) * 1000:.0f} ms",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)

@@ -1,0 +1,141 @@
+"""The speaker process: follows the published configuration and the EndpointSlices, watches its peers'
+heartbeats, and answers ARP/NDP for the IPs this node wins (Layer 2 mode; BGP comes with its own issue).
+
+Watches run in threads (list, then watch from the list's resourceVersion, re-list when the server says the
+version is gone); the main loop every ``tick`` seconds sends heartbeats, recomputes ownership (pure) and
+hands the result to the responder, which announces newly owned IPs at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ironlb.operator.kube import ApiError, KubeClient
+
+from .contract import AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
+from .heartbeat import HeartbeatSocket, Membership
+from .ownership import l2_owned
+from .responder import L2Responder
+
+log = logging.getLogger("ironlb.speaker.agent")
+CONFIG_SELECTOR = "ironlb.io/speaker-config"
+
+
+def list_and_watch(
+    kube: KubeClient,
+    path: str,
+    query: dict[str, str],
+    handle: Callable[[str, dict[str, Any]], None],
+    stop: threading.Event,
+) -> None:
+    """Deliver ("ADDED"|"MODIFIED"|"DELETED", object) for a collection until ``stop``; survives errors."""
+    while not stop.is_set():
+        try:
+            listed = kube.get(path, query)
+            for item in listed.get("items", []):
+                handle("ADDED", item)
+            version = listed["metadata"]["resourceVersion"]
+            for event in kube.watch(path, {**query, "resourceVersion": version, "timeoutSeconds": "300"}):
+                if stop.is_set():
+                    return
+                if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                    handle(event["type"], event["object"])
+                elif event.get("type") == "ERROR":
+                    break  # e.g. 410 Gone: list again
+        except (ApiError, OSError, ValueError) as error:
+            log.warning("watching %s: %s", path, error)
+            stop.wait(1.0)
+
+
+@dataclass
+class State:
+    """What the watches have seen; replaced piecewise under a lock, read as a whole by the loop."""
+
+    config: SpeakerGlobalConfig = field(default_factory=SpeakerGlobalConfig)
+    shards: dict[str, tuple[ServiceAnnouncement, ...]] = field(default_factory=dict)
+    slices: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # slice -> (service, nodes)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_configmap(self, kind: str, body: dict[str, Any]) -> None:
+        name, data = body["metadata"]["name"], body.get("data") or {}
+        with self.lock:
+            if "config.json" in data:
+                self.config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
+            elif kind == "DELETED":
+                self.shards.pop(name, None)
+            elif "announcements.json" in data:
+                self.shards[name] = AnnouncementShard.model_validate_json(data["announcements.json"]).services
+
+    def on_endpointslice(self, kind: str, body: dict[str, Any]) -> None:
+        metadata = body["metadata"]
+        key = f"{metadata['namespace']}/{metadata['name']}"
+        service = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
+        with self.lock:
+            if kind == "DELETED" or service is None:
+                self.slices.pop(key, None)
+                return
+            ready = frozenset(
+                endpoint["nodeName"]
+                for endpoint in body.get("endpoints") or []
+                if endpoint.get("nodeName") and (endpoint.get("conditions") or {}).get("ready", True)
+            )
+            self.slices[key] = (f"{metadata['namespace']}/{service}", ready)
+
+    def snapshot(self) -> tuple[SpeakerGlobalConfig, list[ServiceAnnouncement], dict[str, frozenset[str]]]:
+        with self.lock:
+            endpoints: dict[str, frozenset[str]] = {}
+            for service, nodes in self.slices.values():
+                endpoints[service] = endpoints.get(service, frozenset()) | nodes
+            announcements = [a for shard in self.shards.values() for a in shard]
+            return self.config, announcements, endpoints
+
+
+def run(
+    kube: KubeClient,
+    node: str,
+    namespace: str,
+    interface: str,
+    key: bytes,
+    heartbeat_port: int,
+    stop: threading.Event,
+    tick: float = 0.05,
+    refresh: float = 30.0,
+) -> None:
+    state = State()
+    watches = [
+        (
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            {"labelSelector": CONFIG_SELECTOR},
+            state.on_configmap,
+        ),
+        ("/apis/discovery.k8s.io/v1/endpointslices", {}, state.on_endpointslice),
+    ]
+    for path, query, handle in watches:
+        threading.Thread(target=list_and_watch, args=(kube, path, query, handle, stop), daemon=True).start()
+    responder = L2Responder(interface)
+    heartbeats = HeartbeatSocket(key, node, heartbeat_port)
+    members = Membership(node, timeout=max(0.3, 6 * tick))
+    next_refresh = time.monotonic() + refresh
+    log.info("speaker %s answering on %s", node, interface)
+    try:
+        while not stop.is_set():
+            config, announcements, endpoints = state.snapshot()
+            heartbeats.send([address for name, address in config.node_addresses.items() if name != node])
+            heartbeats.receive_all(members)
+            owned = l2_owned(node, config, announcements, endpoints, members.alive(time.monotonic()))
+            for address in responder.set_owned(owned):
+                log.info("announcing %s (%s) from node %s", address, owned[address], node)
+                responder.announce(address)
+            if refresh and time.monotonic() >= next_refresh:
+                for address in responder.owned:
+                    responder.announce(address)  # switches whose tables aged out relearn the port
+                next_refresh = time.monotonic() + refresh
+            responder.answer_for(tick)
+    finally:
+        responder.close()
+        heartbeats.close()

@@ -1,0 +1,58 @@
+"""Layer 2 mode end to end in the lab: operator + speakers in node namespaces, ARP from the client, and a
+kill -9 of the owner's speaker answered by the other node within a second."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from clusterhelpers import Cluster, wait_until
+from ironlb.speaker.election import owner
+from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.l2lab import L2Lab
+from ironlb_lab.network import Host
+
+NAMESPACE = "l2-lab"
+
+
+@pytest.fixture(scope="module")
+def l2lab(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L2Lab]:
+    with L2Lab(crds_installed, tmp_path_factory.mktemp("l2lab"), namespace=NAMESPACE) as lab:
+        cluster = Cluster(crds_installed, namespace=NAMESPACE)
+        cluster.pool("l2-pool", "203.0.113.160/29", labels={})
+        cluster.apply(
+            {
+                "apiVersion": "ironlb.io/v1beta1",
+                "kind": "L2Advertisement",
+                "metadata": {"name": "everywhere", "namespace": NAMESPACE},
+                "spec": {},
+            }
+        )
+        yield lab
+
+
+def _neighbour(client: Host, ip: str) -> str:
+    match = re.search(r"lladdr (\S+)", client.run("ip", "neigh", "show", ip, "dev", "eth0").stdout)
+    return match.group(1).lower() if match else ""
+
+
+def test_the_elected_owner_answers_and_a_killed_owner_is_replaced_within_a_second(l2lab: L2Lab) -> None:
+    cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
+    namespace = cluster.new_namespace()
+    cluster.service(namespace, "web")
+    ip = cluster.wait_ingress(namespace, "web")[0]
+    expected = owner(ip, ["node1", "node2"])
+    assert expected is not None
+    survivor = "node2" if expected == "node1" else "node1"
+    macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}
+    wait_until(lambda: l2lab.arp(ip) == macs[expected], 30, f"{ip} answered by {expected}")
+    assert l2lab.arp("203.0.113.167") == "", "an IP nobody owns gets no answer"
+    l2lab.lab.client.run("ping", "-c", "1", "-W", "1", ip)  # the kernel learns the owner's MAC for ip
+    assert _neighbour(l2lab.lab.client, ip) == macs[expected]
+
+    failover = l2lab.failover(ip, expected, macs[survivor])
+    print(f"failover: {failover * 1000:.0f} ms from kill -9 to the first ARP reply from {survivor}")
+    assert failover < 1.0, f"failover took {failover:.2f} s"
+    # the gratuitous ARP updated the client's neighbour entry without waiting for it to expire
+    wait_until(lambda: _neighbour(l2lab.lab.client, ip) == macs[survivor], 2, "the client's entry to follow")
