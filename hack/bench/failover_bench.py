@@ -6,6 +6,7 @@ Real control plane, operator, two speakers in lab node namespaces, ARP asked eve
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -29,27 +30,14 @@ def main(trials: int) -> None:
     with ControlPlane() as plane:
         plane.install_crds(REPO_ROOT / "crds")
         with L2Lab(plane, workdir) as lab:
-            plane.kubectl(
-                "apply",
-                "-f",
-                "-",
-                input="""
-apiVersion: ironlb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: bench, namespace: ironlb-system}
-spec: {addresses: ["203.0.113.200/29"]}
----
-apiVersion: ironlb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: bench, namespace: ironlb-system}
-spec: {}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80}]}
-""",
-            )
+            plane.announce_pool("bench", "203.0.113.200/29")
+            service = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+            }
+            plane.kubectl("apply", "-f", "-", input=json.dumps(service))
             kube = KubeClient.from_environment(str(plane.kubeconfig))
             ip = ""
             while not ip:

@@ -115,22 +115,7 @@ def main(singles: int, burst: int, total: int) -> None:
         kube = KubeClient.from_environment(str(plane.kubeconfig))
         for namespace in ("ironlb-system", NAMESPACE):
             kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
-        plane.kubectl(
-            "apply",
-            "-f",
-            "-",
-            input="""
-apiVersion: ironlb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: bench, namespace: ironlb-system}
-spec: {addresses: ["2001:db8:1000::/112"]}
----
-apiVersion: ironlb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: bench, namespace: ironlb-system}
-spec: {}
-""",
-        )
+        plane.announce_pool("bench", "2001:db8:1000::/112")
         watcher = IngressWatcher(kube)
         with OperatorProcess(plane) as operator:
             assert operator.process is not None

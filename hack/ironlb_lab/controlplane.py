@@ -11,6 +11,7 @@ import argparse
 import base64
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -160,6 +161,22 @@ class ControlPlane:
         applied = self.kubectl("apply", "-f", str(directory)).stdout
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", label)
         return applied
+
+    def announce_pool(self, name: str, *addresses: str, namespace: str = "ironlb-system") -> None:
+        """An IPAddressPool and an L2Advertisement announcing it, as the benchmarks and demos need."""
+        pool = {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "IPAddressPool",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"addresses": list(addresses)},
+        }
+        advertisement = {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "L2Advertisement",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"ipAddressPools": [name]},
+        }
+        self.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(d) for d in (pool, advertisement)))
 
     def env(self) -> dict[str, str]:
         """Environment for child processes (operator, speaker, kubectl) that talk to this control plane."""
