@@ -18,7 +18,8 @@ def test_a_genuine_heartbeat_decodes_and_any_change_is_refused(
     node: str, sequence: int, sent_at: float
 ) -> None:
     message = encode(KEY, node, sequence, sent_at)
-    assert decode(KEY, message) == (node.encode().decode(), sequence, sent_at)
+    assert decode(KEY, message) == (node.encode().decode(), sequence, sent_at, False)
+    assert decode(KEY, encode(KEY, node, sequence, sent_at, leaving=True)) == (node, sequence, sent_at, True)
     assert decode(b"other-key", message) is None
     tampered = bytearray(message)
     tampered[0] ^= 1
@@ -28,14 +29,16 @@ def test_a_genuine_heartbeat_decodes_and_any_change_is_refused(
 
 def test_membership_times_out_and_refuses_replays() -> None:
     members = Membership("node-1", timeout=0.3)
-    assert members.receive("node-2", 1, 1000.0, now=10.0, wall_now=1000.0)
-    assert not members.receive("node-2", 1, 1000.0, now=10.1, wall_now=1000.1), "a replay"
-    assert not members.receive("node-3", 1, 900.0, now=10.1, wall_now=1000.1), "too old"
-    assert not members.receive("node-1", 5, 1000.0, now=10.1, wall_now=1000.1), "our own"
+    assert members.receive("node-2", 1, 1000.0, False, now=10.0, wall_now=1000.0)
+    assert not members.receive("node-2", 1, 1000.0, False, now=10.1, wall_now=1000.1), "a replay"
+    assert not members.receive("node-3", 1, 900.0, False, now=10.1, wall_now=1000.1), "too old"
+    assert not members.receive("node-1", 5, 1000.0, False, now=10.1, wall_now=1000.1), "our own"
     assert members.alive(10.2) == {"node-1", "node-2"}
     assert members.alive(10.31) == {"node-1"}
-    assert members.receive("node-2", 2, 1000.4, now=10.4, wall_now=1000.4)
+    assert members.receive("node-2", 2, 1000.4, False, now=10.4, wall_now=1000.4)
     assert members.alive(10.5) == {"node-1", "node-2"}
+    assert members.receive("node-2", 3, 1000.5, True, now=10.5, wall_now=1000.5), "a graceful goodbye"
+    assert members.alive(10.5) == {"node-1"}
 
 
 PROBE = """

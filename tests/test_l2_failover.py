@@ -56,3 +56,32 @@ def test_the_elected_owner_answers_and_a_killed_owner_is_replaced_within_a_secon
     assert failover < 1.0, f"failover took {failover:.2f} s"
     # the gratuitous ARP updated the client's neighbour entry without waiting for it to expire
     wait_until(lambda: _neighbour(l2lab.lab.client, ip) == macs[survivor], 2, "the client's entry to follow")
+    # the Service says which node answers for it, before and after
+    announced = [e["message"] for e in cluster.events(namespace, "web") if e["reason"] == "Announcing"]
+    assert f"announcing {ip} from node {expected} (Layer 2)" in announced
+    wait_until(
+        lambda: (
+            f"announcing {ip} from node {survivor} (Layer 2)"
+            in [e["message"] for e in cluster.events(namespace, "web")]
+        ),
+        10,
+        "the takeover event",
+    )
+
+
+def test_a_graceful_stop_hands_the_ip_over_at_once(l2lab: L2Lab) -> None:
+    cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
+    namespace = cluster.new_namespace()
+    cluster.service(namespace, "rolling")
+    ip = cluster.wait_ingress(namespace, "rolling")[0]
+    for role in ("node1", "node2"):  # the previous test may have stopped one
+        if role not in l2lab.speakers:
+            l2lab.start_speaker(l2lab.lab.node(int(role[-1])))
+    expected = owner(ip, ["node1", "node2"])
+    assert expected is not None
+    survivor = "node2" if expected == "node1" else "node1"
+    macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}
+    wait_until(lambda: l2lab.arp(ip) == macs[expected], 30, f"{ip} answered by {expected}")
+    handover = l2lab.failover(ip, expected, macs[survivor], graceful=True)
+    print(f"graceful handover: {handover * 1000:.0f} ms from SIGTERM to the first ARP reply from {survivor}")
+    assert handover < 0.25, f"a graceful stop took {handover:.2f} s to hand over"

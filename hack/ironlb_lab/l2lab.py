@@ -100,10 +100,14 @@ class L2Lab:
         self.speakers[node.role] = process
         return process
 
-    def kill_speaker(self, role: str) -> None:
+    def kill_speaker(self, role: str, graceful: bool = False) -> None:
+        """SIGKILL (a crash) or SIGTERM (a rolling update) the speaker of one node."""
         process = self.speakers.pop(role)
-        process.kill()
-        process.wait()
+        if graceful:
+            process.terminate()
+        else:
+            process.kill()
+        process.wait(timeout=15)
 
     def stop(self) -> None:
         if getattr(self, "operator", None) is not None:
@@ -150,12 +154,13 @@ class L2Lab:
             raise RuntimeError("the ARP watcher did not start")
         return watch
 
-    def failover(self, ip: str, victim: str, survivor_mac: str) -> float:
-        """kill -9 the victim's speaker; seconds until the client first hears the survivor answer ARP."""
+    def failover(self, ip: str, victim: str, survivor_mac: str, graceful: bool = False) -> float:
+        """Stop the victim's speaker (kill -9, or SIGTERM when ``graceful``); seconds until the client first
+        hears the survivor answer ARP."""
         watch = self.watch_arp(ip, 3)
         time.sleep(0.3)
         killed = time.time()
-        self.kill_speaker(victim)
+        self.kill_speaker(victim, graceful)
         changes = json.loads(watch.communicate(timeout=30)[0])
         return (
             float(next(moment for moment, mac in changes if mac == survivor_mac and moment > killed)) - killed

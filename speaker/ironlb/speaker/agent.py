@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ironlb.operator.events import event_body
 from ironlb.operator.kube import ApiError, KubeClient
+from prometheus_client import Counter, Gauge
 
 from .contract import AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
 from .heartbeat import HeartbeatSocket, Membership
@@ -24,6 +26,26 @@ from .responder import L2Responder
 
 log = logging.getLogger("ironlb.speaker.agent")
 CONFIG_SELECTOR = "ironlb.io/speaker-config"
+OWNED = Gauge("ironlb_speaker_announced_ips", "IPs this node answers ARP/NDP for.", ["node"])
+TAKEOVERS = Counter("ironlb_speaker_takeovers", "IPs this node started announcing.", ["node"])
+
+
+def report_announcing(kube: KubeClient, node: str, service: str, ip: str) -> None:
+    """An Event on the Service: which node answers for its IP now (kubectl describe service shows it)."""
+    namespace, name = service.split("/", 1)
+    try:
+        body = kube.get(f"/api/v1/namespaces/{namespace}/services/{name}")
+        event = event_body(
+            body | {"kind": "Service", "apiVersion": "v1"},
+            "Normal",
+            "Announcing",
+            f"announcing {ip} from node {node} (Layer 2)",
+            node,
+        )
+        event["source"] = {"component": "ironlb-speaker", "host": node}
+        kube.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
+    except (ApiError, OSError) as error:
+        log.warning("event for %s: %s", service, error)
 
 
 def list_and_watch(
@@ -131,11 +153,19 @@ def run(
             for address in responder.set_owned(owned):
                 log.info("announcing %s (%s) from node %s", address, owned[address], node)
                 responder.announce(address)
+                TAKEOVERS.labels(node=node).inc()
+                threading.Thread(
+                    target=report_announcing, args=(kube, node, owned[address], str(address)), daemon=True
+                ).start()
+            OWNED.labels(node=node).set(len(owned))
             if refresh and time.monotonic() >= next_refresh:
                 for address in responder.owned:
                     responder.announce(address)  # switches whose tables aged out relearn the port
                 next_refresh = time.monotonic() + refresh
             responder.answer_for(tick)
+        # a graceful stop: tell the peers first, so the new owners take over without waiting for a timeout
+        config, _, _ = state.snapshot()
+        heartbeats.send([a for name, a in config.node_addresses.items() if name != node], leaving=True)
     finally:
         responder.close()
         heartbeats.close()

@@ -16,28 +16,29 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-_HEADER = struct.Struct("!QdH")  # sequence, sender's wall clock, length of the node name
+_HEADER = struct.Struct("!QdBH")  # sequence, sender's wall clock, leaving flag, length of the node name
 MAC_SIZE = 32
 MAX_CLOCK_SKEW = 5.0  # seconds a heartbeat's timestamp may differ from ours (replay window)
 
 
-def encode(key: bytes, node: str, sequence: int, sent_at: float) -> bytes:
+def encode(key: bytes, node: str, sequence: int, sent_at: float, leaving: bool = False) -> bytes:
+    """A signed heartbeat; ``leaving`` says the sender is stopping, so peers take over at once."""
     name = node.encode()
-    body = _HEADER.pack(sequence, sent_at, len(name)) + name
+    body = _HEADER.pack(sequence, sent_at, int(leaving), len(name)) + name
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
-def decode(key: bytes, message: bytes) -> tuple[str, int, float] | None:
-    """(node, sequence, sent_at) of a genuine heartbeat, None for anything else."""
+def decode(key: bytes, message: bytes) -> tuple[str, int, float, bool] | None:
+    """(node, sequence, sent_at, leaving) of a genuine heartbeat, None for anything else."""
     if len(message) < _HEADER.size + MAC_SIZE:
         return None
     body, mac = message[:-MAC_SIZE], message[-MAC_SIZE:]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
         return None
-    sequence, sent_at, length = _HEADER.unpack_from(body)
+    sequence, sent_at, leaving, length = _HEADER.unpack_from(body)
     if len(body) != _HEADER.size + length:
         return None
-    return body[_HEADER.size :].decode(errors="replace"), sequence, sent_at
+    return body[_HEADER.size :].decode(errors="replace"), sequence, sent_at, bool(leaving)
 
 
 @dataclass
@@ -49,15 +50,21 @@ class Membership:
     _last_seen: dict[str, float] = field(default_factory=dict)
     _last_sequence: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (sent_at, sequence)
 
-    def receive(self, node: str, sequence: int, sent_at: float, now: float, wall_now: float) -> bool:
-        """Record a genuine heartbeat; False when it is a replay, out of order, or too far off in time."""
+    def receive(
+        self, node: str, sequence: int, sent_at: float, leaving: bool, now: float, wall_now: float
+    ) -> bool:
+        """Record a genuine heartbeat; False when it is a replay, out of order, or too far off in time.
+        A leaving heartbeat marks the node dead at once (a graceful stop hands over without a timeout)."""
         if node == self.me or abs(wall_now - sent_at) > MAX_CLOCK_SKEW:
             return False
         previous = self._last_sequence.get(node)
         if previous is not None and (sent_at, sequence) <= previous:
             return False
         self._last_sequence[node] = (sent_at, sequence)
-        self._last_seen[node] = now
+        if leaving:
+            self._last_seen.pop(node, None)
+        else:
+            self._last_seen[node] = now
         return True
 
     def alive(self, now: float) -> set[str]:
@@ -76,9 +83,9 @@ class HeartbeatSocket:
         self.sock.setblocking(False)
         self.sequence = 0
 
-    def send(self, peers: list[str]) -> None:
+    def send(self, peers: list[str], leaving: bool = False) -> None:
         self.sequence += 1
-        message = encode(self.key, self.node, self.sequence, time.time())
+        message = encode(self.key, self.node, self.sequence, time.time(), leaving)
         for address in peers:
             target = f"::ffff:{address}" if ":" not in address else address
             try:

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     speaker.add_argument("--interface", default="eth0")
     speaker.add_argument("--heartbeat-key-file", default=os.environ.get("IRONLB_HEARTBEAT_KEY_FILE"))
     speaker.add_argument("--heartbeat-port", type=int, default=7946)
+    speaker.add_argument("--metrics-port", type=int, default=7473, help="Prometheus port; 0 disables")
     speaker.set_defaults(func=_run)
     return parser
 
