@@ -12,10 +12,7 @@ import time
 from ironlb.operator.allocator import AllocationRequest, Allocator, PoolConfig
 from ironlb.operator.api import IPAddressPoolSpec
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+from bench.stats import percentile
 
 
 def bench(label: str, addresses: list[str], family: int, count: int, avoid_buggy: bool = False) -> None:

@@ -15,20 +15,10 @@ from pathlib import Path
 
 from ironlb_lab.network import LabNetwork
 
+from bench.stats import percentile, rss_mib
+
 HACK = Path(__file__).resolve().parents[1]
 SPEAKER = str(Path(sys.executable).parent / "ironlb-speaker")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def start_responder(lab: LabNetwork, ips: list[str], log: Path) -> int:

@@ -42,6 +42,16 @@ def is_reply_for(frame: bytes, target: bytes) -> bool:
     )
 
 
+def replies_waiting(sock: socket.socket, wanted: bytes) -> int:
+    """Drain a non-blocking socket, counting the ARP replies for ``wanted``."""
+    count = 0
+    while True:
+        try:
+            count += is_reply_for(sock.recv(2048), wanted)
+        except BlockingIOError:
+            return count
+
+
 def main(target: str, our_ip: str, count: int, flood_seconds: float) -> None:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     sock.bind(("eth0", ETH_P_ARP))
@@ -71,19 +81,9 @@ def main(target: str, our_ip: str, count: int, flood_seconds: float) -> None:
             sent_count += 1
         except BlockingIOError:
             pass
-        while True:
-            try:
-                if is_reply_for(sock.recv(2048), wanted):
-                    received += 1
-            except BlockingIOError:
-                break
-    time.sleep(0.2)
-    while True:
-        try:
-            if is_reply_for(sock.recv(2048), wanted):
-                received += 1
-        except BlockingIOError:
-            break
+        received += replies_waiting(sock, wanted)
+    time.sleep(0.2)  # the last replies still in flight
+    received += replies_waiting(sock, wanted)
     print(
         json.dumps(
             {

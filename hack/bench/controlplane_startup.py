@@ -1,6 +1,6 @@
 """Benchmark: cached start-up time of the lab control plane (etcd + kube-apiserver to /readyz, plus CRDs).
 
-Run: hack/bench/controlplane-startup.sh [runs]   (prints p50/p99/max and the peak RSS of the apiserver)
+Run: hack/bench/run.sh controlplane_startup [runs]   (prints p50/p99/max and the peak RSS of the apiserver)
 """
 
 from __future__ import annotations
@@ -12,19 +12,9 @@ from pathlib import Path
 
 from ironlb_lab.controlplane import ControlPlane
 
+from bench.stats import percentile, rss_mib
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main(runs: int) -> None:

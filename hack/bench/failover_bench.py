@@ -17,12 +17,9 @@ from ironlb.speaker.election import owner
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 
+from bench.stats import percentile
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main(trials: int) -> None:

@@ -20,20 +20,10 @@ from ironlb.operator.kube import ApiError, KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.operator import OperatorProcess
 
+from bench.stats import percentile, rss_mib
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class IngressWatcher:
