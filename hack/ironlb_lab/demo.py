@@ -1,19 +1,27 @@
-"""The main job, as far as IronLB goes today: the seed scenario up to the Service's external IP.
+"""The main job: the seed scenario, run for real in the local lab, in Layer 2 mode.
 
-A real control plane, IronLB's CRDs, the real ``ironlb-operator`` process, then the seed's pool and its
-LoadBalancer Service (with the MetalLB annotation, exactly as the seed writes it). Steps print as they run;
-a failed step tears everything down and exits non-zero. Later issues add the speakers, the VM stand-in and
-the ``curl`` from outside the cluster.
+A real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), IronLB's CRDs, the real
+``ironlb-operator`` process, a speaker in every lab node's network namespace, the seed's pool, a pod standing
+in for the seed's VM (labelled ``metallb-service: nginx``, serving HTTP on port 80 behind a node), and the
+seed's LoadBalancer Service (with the MetalLB annotation, exactly as the seed writes it). Then ``curl`` from a
+client on the same segment, outside the cluster: "URL exists". Steps print as they run; a failed step tears
+everything down and exits non-zero. Still to come: the VirtualMachine manifest itself, BGP mode and a
+failover in the demo.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from ironlb.operator.kube import KubeClient
+
 from .controlplane import ControlPlane
-from .operator import OperatorProcess
+from .l2lab import L2Lab
+from .workloads import LabKubelet, LabProxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED_POOL = """\
@@ -91,56 +99,88 @@ def wait_for_external_ip(plane: ControlPlane, timeout: float = 30) -> str:
 
 
 def run_demo(plane: ControlPlane) -> None:
-    step("install IronLB: CRDs, namespace, the operator")
+    step("install IronLB: CRDs; then the lab's nodes, a speaker in each, and the operator")
     print(plane.install_crds(REPO_ROOT / "crds"), end="")
-    plane.kubectl("create", "namespace", "ironlb-system")
-    with OperatorProcess(plane) as operator:
-        print(
-            f"ironlb-operator running (pid {operator.process.pid if operator.process else '?'}), "
-            f"metrics on 127.0.0.1:{operator.metrics_port}"
+    workdir = Path(tempfile.mkdtemp(prefix="ironlb-demo-"))
+    with L2Lab(plane, workdir) as l2:
+        nodes = ", ".join(
+            f"{host.role} {host.v4}" for role, host in l2.lab.hosts.items() if role.startswith("node")
         )
+        print(f"lab nodes: {nodes}; client {l2.lab.client.v4} (outside the cluster, on the same segment)")
+        proxy = LabProxy(l2.lab, KubeClient.from_environment(str(plane.kubeconfig))).start()
+        try:
+            run_seed(plane, l2, LabKubelet(l2.lab, plane, workdir))
+        finally:
+            proxy.stop()
 
-        step("apply the seed's address pool (a documentation range, not 172.18.1.x) and an L2Advertisement")
-        print(plane.kubectl("apply", "-f", "-", input=SEED_POOL).stdout, end="")
 
-        step(
-            "expose the VM with the seed's LoadBalancer Service (annotation metallb.universe.tf/address-pool)"
-        )
-        print(plane.kubectl("apply", "-f", "-", input=SEED_SERVICE).stdout, end="")
-        ip = wait_for_external_ip(plane)
-        if not ip.startswith("203.0.113."):
-            raise RuntimeError(f"external IP {ip} is not from addresspool-sample1")
+def run_seed(plane: ControlPlane, l2: L2Lab, kubelet: LabKubelet) -> None:
+    step("apply the seed's address pool (a documentation range, not 172.18.1.x) and an L2Advertisement")
+    print(plane.kubectl("apply", "-f", "-", input=SEED_POOL).stdout, end="")
 
-        step("kubectl get service -n default metallb-nginx-svc")
-        print(plane.kubectl("get", "service", "-n", "default", "metallb-nginx-svc").stdout, end="")
+    step("start the VM's stand-in: a pod labelled metallb-service=nginx serving HTTP on port 80 behind node2")
+    wait_for(
+        lambda: plane.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+        30,
+        "the default ServiceAccount",
+    )
+    pod = kubelet.run_pod(2, "virt-launcher-fedora-nginx", "default", {"metallb-service": "nginx"})
+    print(f"pod virt-launcher-fedora-nginx: {pod.v4} on {pod.node.role}")
 
-        time.sleep(1)  # the pool status writer runs twice a second
-        step("kubectl get ipaddresspools -n ironlb-system")
-        print(plane.kubectl("get", "ipaddresspools", "-n", "ironlb-system").stdout, end="")
+    step("expose the VM with the seed's LoadBalancer Service (annotation metallb.universe.tf/address-pool)")
+    print(plane.kubectl("apply", "-f", "-", input=SEED_SERVICE).stdout, end="")
+    ip = wait_for_external_ip(plane)
+    if not ip.startswith("203.0.113."):
+        raise RuntimeError(f"external IP {ip} is not from addresspool-sample1")
 
-        step("events on the Service (kubectl get events -n default)")
-        print(
-            plane.kubectl(
-                "get", "events", "-n", "default", "--field-selector", "involvedObject.name=metallb-nginx-svc"
-            ).stdout,
-            end="",
-        )
+    step("kubectl get service -n default metallb-nginx-svc")
+    print(plane.kubectl("get", "service", "-n", "default", "metallb-nginx-svc").stdout, end="")
 
-        step("a reversed range is rejected by the API server itself, naming the field and the value")
-        rejected = plane.kubectl("apply", "-f", "-", input=BAD_POOL, check=False)
-        print(rejected.stderr, end="")
-        if rejected.returncode == 0 or "is reversed" not in rejected.stderr:
-            raise RuntimeError("the reversed range was not rejected as expected")
-        print(
-            "\n(not yet: the VM stand-in, the speakers announcing the IP, and curl from outside the cluster)"
-        )
+    time.sleep(1)  # the pool status writer runs twice a second
+    step("kubectl get ipaddresspools -n ironlb-system")
+    print(plane.kubectl("get", "ipaddresspools", "-n", "ironlb-system").stdout, end="")
+
+    step(f'from the client, outside the cluster: curl -s -o /dev/null {ip}:5678 && echo "URL exists"')
+    wait_for(lambda: l2.arp(ip) != "", 30, f"a node to answer ARP for {ip}")
+    started = time.monotonic()
+    while True:
+        result = l2.lab.client.run("sh", "-c", f'curl -s -o /dev/null {ip}:5678 && echo "URL exists"')
+        if "URL exists" in result.stdout:
+            print(result.stdout, end="")
+            break
+        if time.monotonic() - started > 30:
+            raise RuntimeError(f"curl {ip}:5678 failed from the client: {result.stderr.strip()}")
+        time.sleep(0.5)
+    print(f"(ARP for {ip} is answered by {l2.arp(ip)}, node2's MAC is {l2.lab.node(2).mac()})")
+
+    step("events on the Service (kubectl get events -n default)")
+    print(
+        plane.kubectl(
+            "get", "events", "-n", "default", "--field-selector", "involvedObject.name=metallb-nginx-svc"
+        ).stdout,
+        end="",
+    )
+
+    step("a reversed range is rejected by the API server itself, naming the field and the value")
+    rejected = plane.kubectl("apply", "-f", "-", input=BAD_POOL, check=False)
+    print(rejected.stderr, end="")
+    if rejected.returncode == 0 or "is reversed" not in rejected.stderr:
+        raise RuntimeError("the reversed range was not rejected as expected")
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
 
 
 def main() -> int:
     began = time.monotonic()
-    step("start a real etcd + kube-apiserver on loopback (building them first if they are not cached)")
+    step("start a real control plane on loopback (building the binaries first if they are not cached)")
     try:
-        with ControlPlane() as plane:
+        with ControlPlane(with_controllers=True) as plane:
             run_demo(plane)
     except Exception as error:  # the demo's contract is a message and a non-zero exit, not a traceback
         print(f"\nDEMO FAILED: {error}", file=sys.stderr)
