@@ -85,3 +85,27 @@ def test_a_graceful_stop_hands_the_ip_over_at_once(l2lab: L2Lab) -> None:
     handover = l2lab.failover(ip, expected, macs[survivor], graceful=True)
     print(f"graceful handover: {handover * 1000:.0f} ms from SIGTERM to the first ARP reply from {survivor}")
     assert handover < 0.25, f"a graceful stop took {handover:.2f} s to hand over"
+
+
+def test_an_owner_whose_link_goes_down_stops_answering_and_the_other_node_takes_over(l2lab: L2Lab) -> None:
+    cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
+    namespace = cluster.new_namespace()
+    cluster.service(namespace, "unplugged")
+    ip = cluster.wait_ingress(namespace, "unplugged")[0]
+    for role in ("node1", "node2"):
+        if role not in l2lab.speakers:
+            l2lab.start_speaker(l2lab.lab.node(int(role[-1])))
+    expected = owner(ip, ["node1", "node2"])
+    assert expected is not None
+    survivor = "node2" if expected == "node1" else "node1"
+    macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}
+    wait_until(lambda: l2lab.arp(ip) == macs[expected], 30, f"{ip} answered by {expected}")
+    unplugged = l2lab.lab.node(int(expected[-1]))
+    unplugged.run("ip", "link", "set", "eth0", "down", check=True)
+    try:
+        wait_until(
+            lambda: l2lab.arp(ip) == macs[survivor], 5, f"{survivor} to answer while {expected} is unplugged"
+        )
+    finally:
+        unplugged.run("ip", "link", "set", "eth0", "up", check=True)
+    wait_until(lambda: l2lab.arp(ip) == macs[expected], 10, f"{expected} to take its IP back once plugged in")

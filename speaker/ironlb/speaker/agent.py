@@ -13,8 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import urllib3
 from ironlb.operator.events import event_body
 from ironlb.operator.kube import ApiError, KubeClient
 from prometheus_client import Counter, Gauge
@@ -69,8 +71,8 @@ def list_and_watch(
                     handle(event["type"], event["object"])
                 elif event.get("type") == "ERROR":
                     break  # e.g. 410 Gone: list again
-        except (ApiError, OSError, ValueError) as error:
-            log.warning("watching %s: %s", path, error)
+        except (ApiError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
+            log.warning("watching %s: %s", path, error)  # the stream broke: list again, then watch
             stop.wait(1.0)
 
 
@@ -117,6 +119,33 @@ class State:
             return self.config, announcements, endpoints
 
 
+class LinkWatch:
+    """Whether this node's own link can carry its announcements.
+
+    With the link down the speaker owns nothing (its peers stop hearing it and take over). After the link
+    comes back it waits one heartbeat timeout before claiming again, so it first hears that its peers are
+    alive instead of claiming every IP it believed orphaned.
+    """
+
+    def __init__(self, interface: str, hold_down: float) -> None:
+        self.carrier = Path(f"/sys/class/net/{interface}/carrier")
+        self.hold_down = hold_down
+        self.up_since: float | None = None
+        self.started = True  # at start-up there is nothing to wait for
+
+    def usable(self, now: float) -> bool:
+        try:
+            up = self.carrier.read_text().strip() == "1"
+        except OSError:  # reading carrier fails while the interface is administratively down
+            up = False
+        if not up:
+            self.up_since, self.started = None, False
+            return False
+        if self.up_since is None:
+            self.up_since = now
+        return self.started or now - self.up_since >= self.hold_down
+
+
 def run(
     kube: KubeClient,
     node: str,
@@ -145,11 +174,16 @@ def run(
     next_refresh = time.monotonic() + refresh
     log.info("speaker %s answering on %s", node, interface)
     try:
+        link = LinkWatch(interface, hold_down=members.timeout)
         while not stop.is_set():
             config, announcements, endpoints = state.snapshot()
             heartbeats.send([address for name, address in config.node_addresses.items() if name != node])
             heartbeats.receive_all(members)
-            owned = l2_owned(node, config, announcements, endpoints, members.alive(time.monotonic()))
+            owned = (
+                l2_owned(node, config, announcements, endpoints, members.alive(time.monotonic()))
+                if link.usable(time.monotonic())
+                else {}
+            )
             for address in responder.set_owned(owned):
                 log.info("announcing %s (%s) from node %s", address, owned[address], node)
                 responder.announce(address)

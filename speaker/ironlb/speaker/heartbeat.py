@@ -99,6 +99,8 @@ class HeartbeatSocket:
                 message, _ = self.sock.recvfrom(512)
             except BlockingIOError:
                 return
+            except OSError:  # an ICMP error queued on the socket, a link going down: next round
+                return
             decoded = decode(self.key, message)
             if decoded is not None:
                 membership.receive(*decoded, now=time.monotonic(), wall_now=time.time())

@@ -117,9 +117,9 @@ class L2Responder:
         """Tell the segment that ``address`` lives here now (gratuitous ARP both ways, or unsolicited NA)."""
         if address.version == 4:
             for reply in (False, True):
-                self.arp.send(gratuitous_arp(self.mac, address, reply=reply))
+                self._send(self.arp, gratuitous_arp(self.mac, address, reply=reply))
         else:
-            self.ndp.send(neighbor_advertisement(self.mac, address))
+            self._send(self.ndp, neighbor_advertisement(self.mac, address))
 
     def _arp_answer(self, frame: bytes) -> bytes | None:
         request = parse_arp_request(frame)
@@ -142,10 +142,20 @@ class L2Responder:
                 frame, meta = sock.recvfrom(2048)
             except BlockingIOError:
                 return
+            except OSError as error:  # e.g. ENETDOWN while our link is down: nothing to answer now
+                log.debug("receiving on %s: %s", self.interface, error)
+                return
             reply = None if meta[2] == PACKET_OUTGOING else answer(frame)
-            if reply is not None:
-                sock.send(reply)
+            if reply is not None and self._send(sock, reply):
                 self.replies += 1
+
+    def _send(self, sock: socket.socket, frame: bytes) -> bool:
+        try:
+            sock.send(frame)
+            return True
+        except OSError as error:  # the link went down under us; the speaker stops owning IPs meanwhile
+            log.debug("sending on %s: %s", self.interface, error)
+            return False
 
     def answer_for(self, seconds: float) -> None:
         """Answer whatever arrives during the next ``seconds``."""
