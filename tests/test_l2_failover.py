@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from clusterhelpers import Cluster, wait_until
@@ -37,16 +38,35 @@ def _neighbour(client: Host, ip: str) -> str:
     return match.group(1).lower() if match else ""
 
 
-def test_the_elected_owner_answers_and_a_killed_owner_is_replaced_within_a_second(l2lab: L2Lab) -> None:
+@dataclass(frozen=True)
+class Announced:
+    ip: str
+    owner: str
+    survivor: str
+    macs: dict[str, str]
+    namespace: str
+
+
+def _announced_service(l2lab: L2Lab, name: str) -> Announced:
+    """A new LoadBalancer Service, both speakers running, and its elected owner answering ARP for it."""
     cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
     namespace = cluster.new_namespace()
-    cluster.service(namespace, "web")
-    ip = cluster.wait_ingress(namespace, "web")[0]
+    cluster.service(namespace, name)
+    ip = cluster.wait_ingress(namespace, name)[0]
+    for role in ("node1", "node2"):  # an earlier test may have stopped one
+        if role not in l2lab.speakers:
+            l2lab.start_speaker(l2lab.lab.node(int(role[-1])))
     expected = owner(ip, ["node1", "node2"])
     assert expected is not None
-    survivor = "node2" if expected == "node1" else "node1"
     macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}
     wait_until(lambda: l2lab.arp(ip) == macs[expected], 30, f"{ip} answered by {expected}")
+    return Announced(ip, expected, "node2" if expected == "node1" else "node1", macs, namespace)
+
+
+def test_the_elected_owner_answers_and_a_killed_owner_is_replaced_within_a_second(l2lab: L2Lab) -> None:
+    cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
+    web = _announced_service(l2lab, "web")
+    ip, expected, survivor, macs, namespace = web.ip, web.owner, web.survivor, web.macs, web.namespace
     assert l2lab.arp("203.0.113.167") == "", "an IP nobody owns gets no answer"
     l2lab.lab.client.run("ping", "-c", "1", "-W", "1", ip)  # the kernel learns the owner's MAC for ip
     assert _neighbour(l2lab.lab.client, ip) == macs[expected]
@@ -70,36 +90,16 @@ def test_the_elected_owner_answers_and_a_killed_owner_is_replaced_within_a_secon
 
 
 def test_a_graceful_stop_hands_the_ip_over_at_once(l2lab: L2Lab) -> None:
-    cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
-    namespace = cluster.new_namespace()
-    cluster.service(namespace, "rolling")
-    ip = cluster.wait_ingress(namespace, "rolling")[0]
-    for role in ("node1", "node2"):  # the previous test may have stopped one
-        if role not in l2lab.speakers:
-            l2lab.start_speaker(l2lab.lab.node(int(role[-1])))
-    expected = owner(ip, ["node1", "node2"])
-    assert expected is not None
-    survivor = "node2" if expected == "node1" else "node1"
-    macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}
-    wait_until(lambda: l2lab.arp(ip) == macs[expected], 30, f"{ip} answered by {expected}")
+    rolling = _announced_service(l2lab, "rolling")
+    ip, expected, survivor, macs = rolling.ip, rolling.owner, rolling.survivor, rolling.macs
     handover = l2lab.failover(ip, expected, macs[survivor], graceful=True)
     print(f"graceful handover: {handover * 1000:.0f} ms from SIGTERM to the first ARP reply from {survivor}")
     assert handover < 0.25, f"a graceful stop took {handover:.2f} s to hand over"
 
 
 def test_an_owner_whose_link_goes_down_stops_answering_and_the_other_node_takes_over(l2lab: L2Lab) -> None:
-    cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
-    namespace = cluster.new_namespace()
-    cluster.service(namespace, "unplugged")
-    ip = cluster.wait_ingress(namespace, "unplugged")[0]
-    for role in ("node1", "node2"):
-        if role not in l2lab.speakers:
-            l2lab.start_speaker(l2lab.lab.node(int(role[-1])))
-    expected = owner(ip, ["node1", "node2"])
-    assert expected is not None
-    survivor = "node2" if expected == "node1" else "node1"
-    macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}
-    wait_until(lambda: l2lab.arp(ip) == macs[expected], 30, f"{ip} answered by {expected}")
+    service = _announced_service(l2lab, "unplugged")
+    ip, expected, survivor, macs = service.ip, service.owner, service.survivor, service.macs
     unplugged = l2lab.lab.node(int(expected[-1]))
     unplugged.run("ip", "link", "set", "eth0", "down", check=True)
     try:
