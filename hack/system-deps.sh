@@ -16,6 +16,7 @@ need ping iputils-ping
 need arping arping
 need ndisc6 ndisc6
 need nft nftables
+need curl curl
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
