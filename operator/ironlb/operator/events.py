@@ -56,15 +56,29 @@ class EventPoster:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(limit)
         self.workers = workers
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._drain()) for _ in range(self.workers)]
 
     def post(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        """Queue an event; safe from the event loop and from worker threads (asyncio.to_thread)."""
+        body = event_body(obj, kind, reason, message, self.instance)
         try:
-            self.queue.put_nowait(event_body(obj, kind, reason, message, self.instance))
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is not None and running is not self._loop:
+            self._loop.call_soon_threadsafe(self._enqueue, body)  # asyncio.Queue is not thread-safe
+        else:
+            self._enqueue(body)
+
+    def _enqueue(self, body: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait(body)
         except asyncio.QueueFull:
-            log.warning("event queue full; dropped %s on %s", reason, obj["metadata"]["name"])
+            log.warning("event queue full; dropped %s on %s", body["reason"], body["involvedObject"]["name"])
 
     async def _drain(self) -> None:
         while True:
