@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -359,13 +358,6 @@ def _first_service_ip(cidrs: str) -> str:
 
     network = ipaddress.ip_network(cidrs.split(",")[0])
     return str(network.network_address + 1)
-
-
-@contextlib.contextmanager
-def running(**kwargs: object) -> Iterator[ControlPlane]:
-    plane = ControlPlane(**kwargs)  # type: ignore[arg-type]
-    with plane:
-        yield plane
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .allocator import Allocator, format_count
+from .api.common import INT64_MAX
 from .conditions import condition
-
-INT64_MAX = 2**63 - 1
 
 
 def pool_status(
