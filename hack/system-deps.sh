@@ -17,6 +17,10 @@ need arping arping
 need ndisc6 ndisc6
 need nft nftables
 need curl curl
+# the workloads behind the nodes (the KubeVirt VM stand-in serves nginx) and the BGP routers
+need nginx nginx-light
+need bird bird2
+need gobgpd gobgpd
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then

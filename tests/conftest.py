@@ -14,8 +14,8 @@ NAMESPACE_MANIFEST = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ironlb
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    """A real etcd + kube-apiserver on loopback; stopped by PID at the end, whatever happened."""
-    plane = ControlPlane().start()
+    """Real etcd, kube-apiserver, controller manager and scheduler on loopback; stopped by PID at the end."""
+    plane = ControlPlane(with_controllers=True).start()
     try:
         yield plane
     finally:

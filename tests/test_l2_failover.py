@@ -53,9 +53,7 @@ def _announced_service(l2lab: L2Lab, name: str) -> Announced:
     namespace = cluster.new_namespace()
     cluster.service(namespace, name)
     ip = cluster.wait_ingress(namespace, name)[0]
-    for role in ("node1", "node2"):  # an earlier test may have stopped one
-        if role not in l2lab.speakers:
-            l2lab.start_speaker(l2lab.lab.node(int(role[-1])))
+    l2lab.ensure_speakers()  # an earlier test may have stopped one
     expected = owner(ip, ["node1", "node2"])
     assert expected is not None
     macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from ironlb.operator.manifests import (
     speaker_daemonset,
 )
 from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.nodes import register_node
 from ironlb_lab.operator import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -64,54 +64,8 @@ def plane() -> Iterator[ControlPlane]:
     with ControlPlane(with_controllers=True) as plane:
         plane.install_crds(REPO_ROOT / "crds")
         plane.kubectl("create", "namespace", NAMESPACE)
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for name in NODES:
-            plane.kubectl(
-                "apply",
-                "-f",
-                "-",
-                input=json.dumps(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Node",
-                        "metadata": {
-                            "name": name,
-                            "labels": {
-                                "kubernetes.io/os": "linux",
-                                "kubernetes.io/hostname": name,
-                                "edge": "yes" if name != "node-c" else "no",
-                            },
-                        },
-                    }
-                ),
-            )
-            resources = {"cpu": "4", "memory": "8Gi", "pods": "110"}
-            plane.kubectl(
-                "patch",
-                "node",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                json.dumps(
-                    {
-                        "status": {
-                            "capacity": resources,
-                            "allocatable": resources,
-                            "conditions": [
-                                {
-                                    "type": "Ready",
-                                    "status": "True",
-                                    "reason": "KubeletReady",
-                                    "message": "lab node",
-                                    "lastHeartbeatTime": now,
-                                    "lastTransitionTime": now,
-                                }
-                            ],
-                        }
-                    }
-                ),
-            )
+            register_node(plane, name, labels={"edge": "yes" if name != "node-c" else "no"})
         yield plane
 
 

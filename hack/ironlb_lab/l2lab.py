@@ -1,117 +1,107 @@
-"""Layer 2 mode assembled in the lab: Node objects for the lab nodes, the API bridge, a speaker process in
-every node namespace and the operator on the host (tests, benchmarks and the demo share it)."""
+"""Layer 2 mode assembled in the lab: Node objects for the lab nodes, the API bridge, the operator on the
+host, and the speaker pods of its DaemonSet run in the node namespaces (tests, benchmarks and the demo use
+it)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from ironlb.operator.manifests import namespace_manifest, rbac
 
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
-from .network import Host, LabNetwork
+from .network import LabNetwork
+from .nodes import register_node
 from .operator import OperatorProcess
+from .podrunner import LabPodRunner, RunningPod
 
 HACK = Path(__file__).resolve().parents[1]
-SPEAKER = str(Path(sys.executable).parent / "ironlb-speaker")
-HEARTBEAT_PORT = 17947
 
 
 @dataclass
 class L2Lab:
+    """The lab with IronLB installed the way a cluster runs it: the operator (a process on the host, with the
+    admin's credentials) installs the speaker DaemonSet; the DaemonSet controller and the scheduler place a
+    pod on every lab node; ``LabPodRunner`` runs each as the speaker process in its node's namespace, with
+    the pod's args, env, volumes and ServiceAccount token. Needs a control plane with controllers."""
+
     plane: ControlPlane
     workdir: Path
     namespace: str = "ironlb-system"
     nodes: int = 2
     lab: LabNetwork = field(init=False)
-    speakers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lab = LabNetwork(nodes=self.nodes)
-        self.key = self.workdir / "heartbeat.key"
 
     def start(self) -> L2Lab:
         self.lab.create()
         try:
-            self.plane.kubectl(
-                "apply",
-                "-f",
-                "-",
-                input=json.dumps(
-                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
-                ),
-            )
+            self._apply(namespace_manifest(self.namespace))
+            for manifest in rbac(self.namespace):
+                if manifest["kind"] == "ClusterRoleBinding":  # one per lab namespace: labs share a plane
+                    manifest["metadata"]["name"] += f"-{self.namespace}"
+                self._apply(manifest)
             for number in range(1, self.nodes + 1):
                 node = self.lab.node(number)
-                self.plane.kubectl(
-                    "apply",
-                    "-f",
-                    "-",
-                    input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node.role}}),
-                )
-                self.plane.kubectl(
-                    "patch",
-                    "node",
-                    node.role,
-                    "--subresource=status",
-                    "--type=merge",
-                    "-p",
-                    json.dumps({"status": {"addresses": [{"type": "InternalIP", "address": str(node.v4)}]}}),
-                )
+                register_node(self.plane, node.role, str(node.v4))
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir).start()
-            self.key.write_bytes(os.urandom(32).hex().encode())
-            for number in range(1, self.nodes + 1):
-                self.start_speaker(self.lab.node(number))
+            self.runner = LabPodRunner(self.lab, self.plane, self.workdir, self.bridge.socket).start()
             # the pools' addresses are on the LAN: the client and the router reach them on-link
             for host in (self.lab.client, self.lab.router):
                 host.run("ip", "route", "add", "203.0.113.0/24", "dev", "eth0", check=True)
-            self.operator = OperatorProcess(self.plane, args=("--namespace", self.namespace, "--no-speakers"))
+            self.operator = OperatorProcess(self.plane, args=("--namespace", self.namespace))
             self.operator.start()
+            self.ensure_speakers()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def start_speaker(self, node: Host) -> subprocess.Popen[bytes]:
-        process = self.lab.spawn(
-            node,
-            [
-                SPEAKER,
-                "run",
-                "--node",
-                node.role,
-                "--namespace",
-                self.namespace,
-                "--interface",
-                "eth0",
-                "--heartbeat-key-file",
-                str(self.key),
-                "--heartbeat-port",
-                str(HEARTBEAT_PORT),
-            ],
-            self.workdir / f"speaker-{node.role}.log",
-            env={**os.environ, "KUBECONFIG": str(self.plane.kubeconfig)},
-        )
-        self.speakers[node.role] = process
-        return process
+    def _apply(self, manifest: dict[str, Any]) -> None:
+        self.plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def speaker(self, role: str) -> RunningPod | None:
+        return self.runner.process_of(role, "ironlb-speaker-")
+
+    def ensure_speakers(self, timeout: float = 60) -> None:
+        """Wait until every node runs a ready speaker pod; one a test stopped is restarted at once."""
+        deadline = time.monotonic() + timeout
+        for number in range(1, self.nodes + 1):
+            role = self.lab.node(number).role
+            while True:
+                pod = self.speaker(role)
+                if pod is not None:
+                    self.runner.restart_now(pod)
+                    if pod.ready and pod.process is not None and pod.process.poll() is None:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no ready speaker pod on {role} after {timeout:.0f} s")
+                time.sleep(0.1)
 
     def kill_speaker(self, role: str, graceful: bool = False) -> None:
-        """SIGKILL (a crash) or SIGTERM (a rolling update) the speaker of one node."""
-        process = self.speakers.pop(role)
-        if graceful:
-            process.terminate()
-        else:
-            process.kill()
-        process.wait(timeout=15)
+        """SIGKILL (a crash) or SIGTERM (a rolling update) the speaker of one node; its pod's container is
+        restarted by the runner after the kubelet's back-off, or at once by ``ensure_speakers``."""
+        pod = self.speaker(role)
+        if pod is None or pod.process is None:
+            raise RuntimeError(f"no speaker runs on {role}")
+        os.killpg(pod.process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+        pod.process.wait(timeout=15)
 
     def stop(self) -> None:
         if getattr(self, "operator", None) is not None:
             self.operator.stop()
+        if getattr(self, "runner", None) is not None:
+            self.runner.stop()
         if getattr(self, "bridge", None) is not None:
             self.bridge.stop()
         self.lab.destroy()

@@ -1,8 +1,11 @@
 """The lab's stand-ins for a kubelet and kube-proxy, so LoadBalancer traffic reaches a real server.
 
 ``LabKubelet.run_pod`` creates a Pod bound to a lab node, gives it a network namespace behind that node (a
-veth pair, an address from the node's pod range), starts a real HTTP server in it, and writes the Pod's
-status back (Running, Ready, podIP) so the real EndpointSlice controller publishes its endpoint.
+veth pair, an address from the node's pod range), starts a real server in it (Python's http.server, or
+whatever argv a ``ServerCommand`` prepares, e.g. nginx), waits until it listens, and writes the Pod's status
+back (Running, Ready, podIP) so the real EndpointSlice controller publishes its endpoint.
+``LabKubelet.delete_pod`` undoes all of it: the API object (at once, as no kubelet confirms), the server (by
+PID), the namespace and its veth pair.
 
 ``LabProxy`` plays kube-proxy's part for LoadBalancer IPs with nftables inside each node namespace:
 traffic to IP:port is DNATed to the Service's endpoints — for externalTrafficPolicy Local only to the
@@ -13,10 +16,13 @@ so replies come back through the node that received the request.
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +34,32 @@ from .network import Host, LabNetwork, ip
 
 POD_V4 = ipaddress.IPv4Network("198.51.100.128/26")  # 8 addresses per node: .128+8(n-1) ...
 POD_V6 = ipaddress.IPv6Network("2001:db8:400::/48")  # 2001:db8:400:<node>::/64
+SLOTS = 6  # per node: a /29 less its network address and the gateway (.1)
+
+ServerCommand = Callable[[Path, int], list[str]]
+"""Prepares a pod's files in its directory and returns the argv serving ``port`` (run in the pod's netns)."""
 
 
 def pod_range(node_number: int) -> ipaddress.IPv4Network:
     return list(POD_V4.subnets(new_prefix=29))[node_number - 1]
+
+
+def free_slot(taken: set[int]) -> int:
+    """The lowest pod slot of a node not in use, so a deleted pod's address and namespace name are reused."""
+    slot = next((n for n in range(SLOTS) if n not in taken), None)
+    if slot is None:
+        raise RuntimeError(f"a lab node runs at most {SLOTS} pods")
+    return slot
+
+
+def python_http_server(text: str) -> ServerCommand:
+    """The default server: Python's http.server with an index page saying ``text``."""
+
+    def prepare(root: Path, port: int) -> list[str]:
+        (root / "index.html").write_text(f"<h1>{text}</h1>\n")
+        return [sys.executable, "-m", "http.server", str(port), "--bind", "0.0.0.0", "--directory", str(root)]
+
+    return prepare
 
 
 @dataclass
@@ -41,6 +69,9 @@ class Pod:
     node: Host
     host: Host
     v4: ipaddress.IPv4Address
+    slot: int = 0
+    root: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
 
 
 @dataclass
@@ -62,21 +93,19 @@ class LabKubelet:
             node = self.lab.node(number)
             node.run("sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
             for role, other in self.lab.hosts.items():
-                if other is not node and role != "remote":
+                on_lan = role in ("client", "router") or role.startswith("node")  # not pods, not remote
+                if other is not node and on_lan:
                     ip("-n", other.namespace, "route", "replace", str(pod_range(number)), "via", str(node.v4))
             self._routed.add(number)
 
-    def run_pod(
-        self, node_number: int, name: str, namespace: str, labels: dict[str, str], port: int = 80
-    ) -> Pod:
-        self._route_pod_ranges()
+    def _plumb(self, node_number: int, slot: int) -> Host:
+        """The pod's namespace: eth0 with a /32 from the node's range, its peer in the node as the gateway."""
         node = self.lab.node(node_number)
-        taken = sum(1 for pod in self.pods if pod.node is node)
-        address = pod_range(node_number)[2 + taken]
+        address = pod_range(node_number)[2 + slot]
         gateway = pod_range(node_number)[1]
-        role = f"pod{node_number}{taken}"
+        role = f"pod{node_number}{slot}"
         namespace_name = self.lab._namespace(role)
-        device = f"p{node_number}{taken}"
+        device = f"p{node_number}{slot}"
         ip(
             "link",
             "add",
@@ -100,29 +129,49 @@ class LabKubelet:
         ip("-n", namespace_name, "route", "add", "default", "via", str(gateway), "dev", "eth0")
         host = Host(role, namespace_name, address, POD_V6[0])
         self.lab.hosts[role] = host
-        root = self.workdir / role
+        return host
+
+    def run_pod(
+        self,
+        node_number: int,
+        name: str,
+        namespace: str,
+        labels: dict[str, str],
+        port: int = 80,
+        *,
+        server: ServerCommand | None = None,
+        container: str = "server",
+        image: str = "lab/http-server",
+        annotations: dict[str, str] | None = None,
+    ) -> Pod:
+        """Create the Pod on the node, start its server, and report it Ready once the server listens."""
+        self._route_pod_ranges()
+        node = self.lab.node(node_number)
+        slot = free_slot({pod.slot for pod in self.pods if pod.node is node})
+        host = self._plumb(node_number, slot)
+        root = self.workdir / "pods" / f"{namespace}_{name}"
         root.mkdir(parents=True, exist_ok=True)
-        (root / "index.html").write_text(f"<h1>served by {name} on {node.role}</h1>\n")
-        self.lab.spawn(
-            host,
-            [sys.executable, "-m", "http.server", str(port), "--bind", "0.0.0.0", "--directory", str(root)],
-            self.workdir / f"{role}.log",
-        )
+        argv = (server or python_http_server(f"served by {name} on {node.role}"))(root, port)
+        process = self.lab.spawn(host, argv, root / "server.log")
+        pod = Pod(name, namespace, node, host, host.v4, slot, root, process)
+        self.pods.append(pod)
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+        if annotations:
+            metadata["annotations"] = annotations
         self.kube.request(
             "POST",
             f"/api/v1/namespaces/{namespace}/pods",
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "metadata": metadata,
                 "spec": {
                     "nodeName": node.role,
-                    "containers": [
-                        {"name": "server", "image": "lab/http-server", "ports": [{"containerPort": port}]}
-                    ],
+                    "containers": [{"name": container, "image": image, "ports": [{"containerPort": port}]}],
                 },
             },
         )
+        self._wait_listening(pod, port)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         conditions = [
             {"type": kind, "status": "True", "lastTransitionTime": now}
@@ -133,17 +182,17 @@ class LabKubelet:
             {
                 "status": {
                     "phase": "Running",
-                    "podIP": str(address),
-                    "podIPs": [{"ip": str(address)}],
+                    "podIP": str(host.v4),
+                    "podIPs": [{"ip": str(host.v4)}],
                     "hostIP": str(node.v4),
                     "conditions": conditions,
                     "startTime": now,
                     "containerStatuses": [
                         {
-                            "name": "server",
+                            "name": container,
                             "ready": True,
                             "restartCount": 0,
-                            "image": "lab/http-server",
+                            "image": image,
                             "imageID": "",
                             "started": True,
                             "state": {"running": {"startedAt": now}},
@@ -152,9 +201,51 @@ class LabKubelet:
                 }
             },
         )
-        pod = Pod(name, namespace, node, host, address)
-        self.pods.append(pod)
         return pod
+
+    def _wait_listening(self, pod: Pod, port: int, timeout: float = 15) -> None:
+        """The readiness probe: Ready is written only once the server accepts connections."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pod.host.run("ss", "-Hltn", f"sport = :{port}").stdout.strip():
+                return
+            if pod.process is not None and pod.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        log = (pod.root / "server.log").read_text(errors="replace")[-2000:] if pod.root else ""
+        raise RuntimeError(f"pod {pod.namespace}/{pod.name} does not listen on port {port}:\n{log}")
+
+    def delete_pod(self, pod: Pod) -> None:
+        """What deleting a pod ends in: the object gone (grace 0: no kubelet will confirm it), its server
+        stopped by PID, its namespace (and with it the veth pair and the node's route) removed."""
+        try:
+            self.kube.request(
+                "DELETE",
+                f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}",
+                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0},
+            )
+        except ApiError as error:
+            if error.status != 404:
+                raise
+        if pod.process is not None:
+            stop_process(pod.process)
+            if pod.process in self.lab.processes:
+                self.lab.processes.remove(pod.process)
+        ip("netns", "delete", pod.host.namespace, check=False)
+        self.lab.hosts.pop(pod.host.role, None)
+        if pod in self.pods:
+            self.pods.remove(pod)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 5) -> None:
+    """SIGTERM the process group the lab started, SIGKILL it if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @dataclass

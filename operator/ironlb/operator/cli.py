@@ -1,4 +1,4 @@
-"""The ``ironlb`` command: generate artefacts from the typed sources (and, later, migrate from MetalLB)."""
+"""The ``ironlb`` command: generate artefacts from the typed sources, migrate from MetalLB."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from .bundlegen import render_bundle, render_deploy, write_tree
 from .crdgen import write_crds
+from .migrate import DEFAULT_NAMESPACE, load_documents, migrate
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -17,6 +20,24 @@ def _generate(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Exit 0: all converted; 1: some problems (the rest is still printed); 2: unreadable input."""
+    documents = []
+    for name in args.files or ["-"]:
+        try:
+            text = sys.stdin.read() if name == "-" else Path(name).read_text()
+            documents += load_documents(text)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            print(f"ironlb migrate: cannot read {name}: {error}", file=sys.stderr)
+            return 2
+    manifests, problems = migrate(documents, args.namespace)
+    if manifests:
+        sys.stdout.write(yaml.safe_dump_all(manifests, sort_keys=False))
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--bundle", default="bundle", help="directory of the OLM bundle (default: bundle)")
     generate.add_argument("--examples", default="docs/examples", help="examples for alm-examples")
     generate.set_defaults(func=_generate)
+    migrate_command = commands.add_parser(
+        "migrate",
+        help="convert MetalLB's legacy ConfigMap or metallb.io objects into IronLB objects (YAML on stdout)",
+    )
+    migrate_command.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        metavar="FILE",
+        help="YAML file(s) with the ConfigMap `config` and/or metallb.io objects; - or none: stdin",
+    )
+    migrate_command.add_argument(
+        "-n",
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help=f"namespace of the IronLB objects (default: {DEFAULT_NAMESPACE})",
+    )
+    migrate_command.set_defaults(func=_migrate)
     return parser
 
 

@@ -19,6 +19,8 @@ NAMESPACE = "ironlb-system"
 OPERATOR_NAME = "ironlb-operator"
 SPEAKER_NAME = "ironlb-speaker"
 SPEAKER_SETTINGS = "ironlb-speaker-settings"
+HEARTBEAT_SECRET = "ironlb-speaker-heartbeat"  # the HMAC key speakers sign their heartbeats with
+HEARTBEAT_KEY_DIR = "/etc/ironlb-heartbeat"
 OPERATOR_IMAGE = f"quay.io/ironlb/operator:v{VERSION}"
 SPEAKER_IMAGE = f"quay.io/ironlb/speaker:v{VERSION}"
 SPEAKER_IMAGE_ENV = "RELATED_IMAGE_SPEAKER"  # OLM's convention: the bundle pins it, the operator reads it
@@ -87,12 +89,15 @@ def operator_namespace_rules() -> list[Manifest]:
         _rule([GROUP], ["ironlbconfigs"], ["create"]),
         _rule(["coordination.k8s.io"], ["leases"], [*READ, "create", "update", "patch"]),
         _rule([""], ["pods"], READ),
+        _rule([""], ["secrets"], ["create"]),  # the heartbeat key, created once (create cannot be by name)
+        _rule([""], ["secrets"], ["get"], [HEARTBEAT_SECRET]),
     ]
 
 
 def speaker_cluster_rules() -> list[Manifest]:
     return [
         _rule([""], ["services", "nodes", "namespaces"], READ),
+        _rule([""], ["services"], ["patch"]),  # the announcing-node annotation (Layer 2)
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         _rule([""], ["events"], ["create", "patch"]),
         _rule([GROUP], ["bgppeers", "ipaddresspools", "l2advertisements", "bgpadvertisements"], READ),
@@ -191,6 +196,7 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "IRONLB_HEARTBEAT_KEY_FILE", "value": f"{HEARTBEAT_KEY_DIR}/key"},
     ]
 
     def probe(path: str) -> Manifest:
@@ -199,7 +205,7 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
     container = {
         "name": "speaker",
         "image": image,
-        "args": ["--settings=/etc/ironlb/settings.json", f"--health-port={HEALTH_PORT}"],
+        "args": ["run", "--settings=/etc/ironlb/settings.json", f"--health-port={HEALTH_PORT}"],
         "env": env,
         "ports": [
             {"name": "metrics", "containerPort": settings.metrics_port, "protocol": "TCP"},
@@ -219,6 +225,7 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
         },
         "volumeMounts": [
             {"name": "settings", "mountPath": "/etc/ironlb", "readOnly": True},
+            {"name": "heartbeat-key", "mountPath": HEARTBEAT_KEY_DIR, "readOnly": True},
             {"name": "run", "mountPath": "/run/ironlb"},
         ],
     }
@@ -244,11 +251,26 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
                     "containers": [container],
                     "volumes": [
                         {"name": "settings", "configMap": {"name": SPEAKER_SETTINGS}},
+                        {
+                            "name": "heartbeat-key",
+                            "secret": {"secretName": HEARTBEAT_SECRET, "defaultMode": 0o400},
+                        },
                         {"name": "run", "emptyDir": {}},
                     ],
                 },
             },
         },
+    }
+
+
+def heartbeat_secret(key: str, namespace: str = NAMESPACE) -> Manifest:
+    """The speakers' shared heartbeat key; the operator creates it once with a random ``key``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": HEARTBEAT_SECRET, "namespace": namespace, "labels": labels("speaker")},
+        "type": "Opaque",
+        "stringData": {"key": key},
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,9 @@ from .conditions import now
 from .installstatus import install_status
 from .kube import ApiError, KubeClient, custom_path
 from .manifests import (
+    HEARTBEAT_SECRET,
     SPEAKER_NAME,
+    heartbeat_secret,
     service_account,
     speaker_daemonset,
     speaker_settings_configmap,
@@ -34,7 +37,7 @@ def object_path(manifest: Mapping[str, Any]) -> str:
     namespace, name = metadata["namespace"], metadata["name"]
     if kind == "DaemonSet":
         return f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"
-    plural = {"ConfigMap": "configmaps", "ServiceAccount": "serviceaccounts"}[kind]
+    plural = {"ConfigMap": "configmaps", "ServiceAccount": "serviceaccounts", "Secret": "secrets"}[kind]
     return f"/api/v1/namespaces/{namespace}/{plural}/{name}"
 
 
@@ -86,6 +89,19 @@ class SpeakerInstaller:
     def _exists(self, manifest: Mapping[str, Any]) -> bool:
         return self._get(manifest) is not None
 
+    def _ensure_heartbeat_key(self) -> None:
+        """Create the heartbeat key once, never rewrite it: speakers with different keys ignore each other."""
+        stub = {"kind": "Secret", "metadata": {"name": HEARTBEAT_SECRET, "namespace": self.namespace}}
+        if self._exists(stub):
+            return
+        try:
+            manifest = heartbeat_secret(secrets.token_hex(32), self.namespace)
+            self.kube.request("POST", f"/api/v1/namespaces/{self.namespace}/secrets", manifest)
+            log.info("created the speakers' heartbeat key (Secret %s)", HEARTBEAT_SECRET)
+        except ApiError as error:
+            if error.status != 409:  # another replica created it first
+                raise
+
     def reconcile_sync(self) -> None:
         config = self._config()
         error: str | None = None
@@ -94,6 +110,7 @@ class SpeakerInstaller:
         existed = self._exists(stub)
         try:
             settings = IronLBConfigSpec.model_validate(config.get("spec") or {}).speaker
+            self._ensure_heartbeat_key()
             self._apply(service_account(SPEAKER_NAME, self.namespace, "speaker"))
             self._apply(speaker_settings_configmap(settings, self.namespace))
             daemonset = self._apply(speaker_daemonset(settings, self.image, self.namespace))

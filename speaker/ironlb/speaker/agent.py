@@ -9,6 +9,7 @@ hands the result to the responder, which announces newly owned IPs at once.
 from __future__ import annotations
 
 import logging
+import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -22,21 +23,32 @@ from ironlb.operator.kube import ApiError, KubeClient
 from prometheus_client import Counter, Gauge
 
 from .contract import AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
+from .health import Health
 from .heartbeat import HeartbeatSocket, Membership
-from .ownership import l2_owned
-from .responder import L2Responder
+from .interfaces import interface_with
+from .ownership import answering_interfaces, l2_owned
+from .responder import IPAddress, L2Responder
+from .settings import SettingsFile, apply_log_level
 
 log = logging.getLogger("ironlb.speaker.agent")
 CONFIG_SELECTOR = "ironlb.io/speaker-config"
 OWNED = Gauge("ironlb_speaker_announced_ips", "IPs this node answers ARP/NDP for.", ["node"])
 TAKEOVERS = Counter("ironlb_speaker_takeovers", "IPs this node started announcing.", ["node"])
+ANNOUNCING = Gauge(
+    "ironlb_speaker_announcing", "1 for each Service IP this node answers for.", ["service", "ip", "node"]
+)
+ANNOUNCING_ANNOTATION = "ironlb.io/announcing-node-ipv{}"
 
 
-def report_announcing(kube: KubeClient, node: str, service: str, ip: str) -> None:
-    """An Event on the Service: which node answers for its IP now (kubectl describe service shows it)."""
+def report_announcing(kube: KubeClient, node: str, service: str, ip: IPAddress) -> None:
+    """Which node answers for the IP now: an annotation per family on the Service (``kubectl get service -o
+    yaml`` shows it; the last owner to take over writes it) and an Event (``kubectl describe service``)."""
     namespace, name = service.split("/", 1)
     try:
-        body = kube.get(f"/api/v1/namespaces/{namespace}/services/{name}")
+        body = kube.merge_patch(
+            f"/api/v1/namespaces/{namespace}/services/{name}",
+            {"metadata": {"annotations": {ANNOUNCING_ANNOTATION.format(ip.version): node}}},
+        )
         event = event_body(
             body | {"kind": "Service", "apiVersion": "v1"},
             "Normal",
@@ -84,12 +96,14 @@ class State:
     shards: dict[str, tuple[ServiceAnnouncement, ...]] = field(default_factory=dict)
     slices: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # slice -> (service, nodes)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    configured: bool = False  # the global configuration has been read at least once
 
     def on_configmap(self, kind: str, body: dict[str, Any]) -> None:
         name, data = body["metadata"]["name"], body.get("data") or {}
         with self.lock:
             if "config.json" in data:
                 self.config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
+                self.configured = True
             elif kind == "DELETED":
                 self.shards.pop(name, None)
             elif "announcements.json" in data:
@@ -146,17 +160,73 @@ class LinkWatch:
         return self.started or now - self.up_since >= self.hold_down
 
 
+class Responders:
+    """One L2Responder per interface in use, opened on first use and kept (sockets are cheap to keep)."""
+
+    def __init__(self) -> None:
+        self.by_interface: dict[str, L2Responder] = {}
+        self._selector = selectors.DefaultSelector()
+
+    def get(self, interface: str) -> L2Responder | None:
+        responder = self.by_interface.get(interface)
+        if responder is None:
+            try:
+                responder = L2Responder(interface)
+            except OSError as error:  # an L2Advertisement names an interface this node lacks
+                log.warning("cannot answer on interface %s: %s", interface, error)
+                return None
+            self.by_interface[interface] = responder
+        return responder
+
+    def set_owned(self, owned: dict[IPAddress, frozenset[str]]) -> list[tuple[L2Responder, IPAddress]]:
+        """Answer for each IP on its interfaces only; returns (responder, IP) pairs to announce now."""
+        wanted: dict[str, set[IPAddress]] = {name: set() for name in self.by_interface}
+        for address, interfaces in owned.items():
+            for interface in interfaces:
+                wanted.setdefault(interface, set()).add(address)
+        fresh: list[tuple[L2Responder, IPAddress]] = []
+        for interface, addresses in wanted.items():
+            responder = self.get(interface) if addresses else self.by_interface.get(interface)
+            if responder is not None:
+                fresh += [(responder, address) for address in responder.set_owned(addresses)]
+        return fresh
+
+    def owned(self) -> list[tuple[L2Responder, IPAddress]]:
+        return [(r, address) for r in self.by_interface.values() for address in r.owned]
+
+    def answer_for(self, seconds: float) -> None:
+        """Answer on every interface during ``seconds`` (one select over all sockets)."""
+        deadline = time.monotonic() + seconds
+        sockets = {s: (r, s) for r in self.by_interface.values() for s in (r.arp, r.ndp)}
+        if not sockets:
+            time.sleep(seconds)
+            return
+        with selectors.DefaultSelector() as selector:
+            for sock in sockets:
+                selector.register(sock, selectors.EVENT_READ)
+            while (remaining := deadline - time.monotonic()) > 0:
+                for key, _ in selector.select(remaining):
+                    responder, sock = sockets[key.fileobj]  # type: ignore[index]
+                    responder.drain(sock)
+
+    def close(self) -> None:
+        for responder in self.by_interface.values():
+            responder.close()
+
+
 def run(
     kube: KubeClient,
     node: str,
     namespace: str,
-    interface: str,
+    interface: str | None,
     key: bytes,
-    heartbeat_port: int,
+    settings: SettingsFile,
     stop: threading.Event,
+    health: Health | None = None,
     tick: float = 0.05,
-    refresh: float = 30.0,
 ) -> None:
+    """The speaker's loop. ``interface`` None: the one holding this node's InternalIP (from the config)."""
+    health = health or Health()
     state = State()
     watches = [
         (
@@ -168,38 +238,81 @@ def run(
     ]
     for path, query, handle in watches:
         threading.Thread(target=list_and_watch, args=(kube, path, query, handle, stop), daemon=True).start()
-    responder = L2Responder(interface)
-    heartbeats = HeartbeatSocket(key, node, heartbeat_port)
+    primary = interface or wait_for_primary_interface(state, node, stop, health)
+    if primary is None:
+        return
+    responders = Responders()
+    responders.get(primary)
+    heartbeats = HeartbeatSocket(key, node, settings.current.heartbeat_port)
     members = Membership(node, timeout=max(0.3, 6 * tick))
-    next_refresh = time.monotonic() + refresh
-    log.info("speaker %s answering on %s", node, interface)
+    next_refresh = time.monotonic() + settings.current.gratuitous_refresh_seconds
+    next_settings_check = time.monotonic() + 2
+    announced: dict[IPAddress, str] = {}
+    log.info("speaker %s answering on %s", node, primary)
     try:
-        link = LinkWatch(interface, hold_down=members.timeout)
+        link = LinkWatch(primary, hold_down=members.timeout)
         while not stop.is_set():
+            now = time.monotonic()
+            health.tick()
             config, announcements, endpoints = state.snapshot()
+            health.configured = state.configured
             heartbeats.send([address for name, address in config.node_addresses.items() if name != node])
             heartbeats.receive_all(members)
             owned = (
-                l2_owned(node, config, announcements, endpoints, members.alive(time.monotonic()))
-                if link.usable(time.monotonic())
+                l2_owned(node, config, announcements, endpoints, members.alive(now))
+                if link.usable(now)
                 else {}
             )
-            for address in responder.set_owned(owned):
-                log.info("announcing %s (%s) from node %s", address, owned[address], node)
+            by_service = {a.service: a for a in announcements}
+            interfaces = {
+                address: answering_interfaces(node, config, by_service[service], primary)
+                for address, service in owned.items()
+            }
+            for responder, address in responders.set_owned(interfaces):
                 responder.announce(address)
-                TAKEOVERS.labels(node=node).inc()
-                threading.Thread(
-                    target=report_announcing, args=(kube, node, owned[address], str(address)), daemon=True
-                ).start()
+                if announced.get(address) != owned[address]:
+                    log.info("announcing %s (%s) from node %s", address, owned[address], node)
+                    TAKEOVERS.labels(node=node).inc()
+                    threading.Thread(
+                        target=report_announcing, args=(kube, node, owned[address], address), daemon=True
+                    ).start()
+            for address in set(announced) - set(owned):
+                ANNOUNCING.remove(announced[address], str(address), node)
+            for address, service in owned.items():
+                ANNOUNCING.labels(service, str(address), node).set(1)
+            announced = dict(owned)
             OWNED.labels(node=node).set(len(owned))
-            if refresh and time.monotonic() >= next_refresh:
-                for address in responder.owned:
+            if now >= next_settings_check:
+                next_settings_check = now + 2
+                if settings.reload():
+                    apply_log_level(settings.current)
+                    next_refresh = now + settings.current.gratuitous_refresh_seconds
+            if settings.current.gratuitous_refresh_seconds and now >= next_refresh:
+                for responder, address in responders.owned():
                     responder.announce(address)  # switches whose tables aged out relearn the port
-                next_refresh = time.monotonic() + refresh
-            responder.answer_for(tick)
+                next_refresh = now + settings.current.gratuitous_refresh_seconds
+            responders.answer_for(tick)
         # a graceful stop: tell the peers first, so the new owners take over without waiting for a timeout
         config, _, _ = state.snapshot()
         heartbeats.send([a for name, a in config.node_addresses.items() if name != node], leaving=True)
     finally:
-        responder.close()
+        responders.close()
         heartbeats.close()
+
+
+def wait_for_primary_interface(state: State, node: str, stop: threading.Event, health: Health) -> str | None:
+    """The interface holding this node's InternalIP, once the published configuration names it."""
+    warned = False
+    while not stop.is_set():
+        health.tick()
+        config, _, _ = state.snapshot()
+        address = config.node_addresses.get(node)
+        if address is not None:
+            found = interface_with(address)
+            if found is not None:
+                return found
+        if not warned and state.configured:
+            log.warning("no interface of this host holds node %s's InternalIP %s yet", node, address)
+            warned = True
+        stop.wait(0.2)
+    return None

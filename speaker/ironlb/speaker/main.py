@@ -1,8 +1,8 @@
 """``ironlb-speaker``: the per-node announcer.
 
-Today it offers ``l2-responder``, the Layer 2 data path on its own (answer ARP/NDP for given IPs), which the
-lab and benchmarks drive directly; the speaker that follows the published configuration, elects owners and
-watches its peers comes with the rest of the Layer 2 issue.
+``run`` is the speaker the DaemonSet starts: it follows the published configuration, elects owners, watches
+its peers and answers ARP/NDP. ``l2-responder`` is the Layer 2 data path on its own (answer for given IPs),
+which benchmarks drive directly.
 """
 
 from __future__ import annotations
@@ -52,24 +52,37 @@ def _l2_responder(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ironlb.operator.kube import KubeClient
+    from prometheus_client import start_http_server
 
     from .agent import run
+    from .health import Health, serve_health
+    from .settings import SettingsFile, apply_log_level
 
     key = Path(args.heartbeat_key_file).read_bytes().strip() if args.heartbeat_key_file else b""
     if len(key) < 16:
         print("ironlb-speaker: --heartbeat-key-file must hold a key of at least 16 bytes", file=sys.stderr)
         return 2
+    settings = SettingsFile(args.settings)
+    overrides = {"heartbeat_port": args.heartbeat_port, "metrics_port": args.metrics_port}
+    settings.current = settings.current.model_copy(update={k: v for k, v in overrides.items() if v})
+    apply_log_level(settings.current)
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
+    if args.metrics_port != 0:
+        start_http_server(settings.current.metrics_port)
+    health = Health()
+    if args.health_port:
+        serve_health(health, args.health_port)
     run(
         KubeClient.from_environment(),
         args.node,
         args.namespace,
         args.interface,
         key,
-        args.heartbeat_port,
+        settings,
         stop,
+        health,
     )
     return 0
 
@@ -91,10 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--node", default=os.environ.get("NODE_NAME"), required="NODE_NAME" not in os.environ
     )
     speaker.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "ironlb-system"))
-    speaker.add_argument("--interface", default="eth0")
+    speaker.add_argument(
+        "--interface", help="the node's primary interface (default: the one holding its InternalIP)"
+    )
     speaker.add_argument("--heartbeat-key-file", default=os.environ.get("IRONLB_HEARTBEAT_KEY_FILE"))
-    speaker.add_argument("--heartbeat-port", type=int, default=7946)
-    speaker.add_argument("--metrics-port", type=int, default=7473, help="Prometheus port; 0 disables")
+    speaker.add_argument("--settings", help="the mounted settings ConfigMap's settings.json (re-read live)")
+    speaker.add_argument("--heartbeat-port", type=int, help="UDP heartbeat port (default: from --settings)")
+    speaker.add_argument(
+        "--metrics-port", type=int, help="Prometheus port (default: from --settings); 0 disables"
+    )
+    speaker.add_argument("--health-port", type=int, default=0, help="/healthz and /readyz; 0 disables")
     speaker.set_defaults(func=_run)
     return parser
 

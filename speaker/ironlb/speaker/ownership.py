@@ -33,3 +33,15 @@ def l2_owned(
             if owner(ip, sorted(eligible), live) == me:
                 owned[ipaddress.ip_address(ip)] = announcement.service
     return owned
+
+
+def answering_interfaces(
+    me: str, config: SpeakerGlobalConfig, announcement: ServiceAnnouncement, primary: str
+) -> frozenset[str]:
+    """The interfaces an owned IP is answered on: those of the L2Advertisements that announce it from this
+    node; an advertisement without ``interfaces`` means the node's primary interface (its InternalIP's)."""
+    names: set[str] = set()
+    for advertisement in config.l2:
+        if advertisement.name in announcement.l2 and me in advertisement.nodes:
+            names |= set(advertisement.interfaces) if advertisement.interfaces else {primary}
+    return frozenset(names)

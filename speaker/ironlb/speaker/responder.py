@@ -149,6 +149,10 @@ class L2Responder:
             if reply is not None and self._send(sock, reply):
                 self.replies += 1
 
+    def drain(self, sock: socket.socket) -> None:
+        """Answer what waits on one of this responder's sockets (for callers selecting over many)."""
+        self._drain(sock, self._arp_answer if sock is self.arp else self._ndp_answer)
+
     def _send(self, sock: socket.socket, frame: bytes) -> bool:
         try:
             sock.send(frame)

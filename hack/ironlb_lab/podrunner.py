@@ -1,0 +1,482 @@
+"""The lab's kubelet for IronLB's own pods: runs what the operator's Deployment and DaemonSet ask for.
+
+Pods the real scheduler (or the DaemonSet controller) binds to a lab node are started as processes: a
+``hostNetwork`` pod in its node's network namespace, any other pod in a network namespace of its own whose
+only way out is the API bridge (the operator needs nothing else). The process is the local entry point the
+pod's image stands for (``IMAGES``), with the pod spec's command/args and env (``fieldRef`` resolved), its
+configMap/secret/emptyDir volumes written to a directory per pod (paths in args and env mapped to it, since
+the lab shares the host's file system), and the pod's ServiceAccount as its credentials (a token from the
+TokenRequest API: RBAC applies as in a cluster). The readiness probe (httpGet) is checked inside the pod's
+network namespace and the pod's status written back (Running, Ready, restarts). A pod being deleted gets
+SIGTERM, then SIGKILL after its grace period, and is then removed, as a kubelet does; a process that exits
+is restarted after ``restart_delay`` (kubelet's first CrashLoopBackOff step is 10 s).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from ironlb.operator.kube import ApiError, KubeClient
+
+from .controlplane import ControlPlane
+from .network import Host, LabNetwork, ip
+
+log = logging.getLogger("ironlb_lab.podrunner")
+BIN = Path(sys.executable).parent
+# image repository -> the image's ENTRYPOINT, installed locally (operator/Dockerfile, speaker/Dockerfile)
+IMAGES = {
+    "quay.io/ironlb/speaker": [str(BIN / "ironlb-speaker")],
+    "quay.io/ironlb/operator": [str(BIN / "ironlb-operator")],
+}
+Json = dict[str, Any]
+
+
+def entry_point(image: str) -> list[str] | None:
+    repository = image.rsplit("@", 1)[0]
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
+    return IMAGES.get(repository)
+
+
+def map_paths(value: str, mounts: dict[str, Path]) -> str:
+    """Rewrite a path under a volume's mountPath to the directory holding that volume in the lab."""
+    for mount_path in sorted(mounts, key=len, reverse=True):
+        for prefix in ("", "="):
+            marker = prefix + mount_path
+            position = value.find(marker)
+            if position != -1 and (position == 0 or prefix):
+                return (
+                    value[: position + len(prefix)]
+                    + str(mounts[mount_path])
+                    + value[position + len(marker) :]
+                )
+    return value
+
+
+def field_value(pod: Json, path: str, host_ip: str) -> str:
+    fields = {
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"]["namespace"],
+        "metadata.uid": pod["metadata"].get("uid", ""),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        "status.hostIP": host_ip,
+        "status.podIP": host_ip,
+    }
+    return str(fields[path])
+
+
+@dataclass
+class RunningPod:
+    key: str
+    uid: str
+    host: Host
+    node: Host
+    directory: Path
+    argv: list[str]
+    env: dict[str, str]
+    probe: Json | None
+    grace: float
+    container: str
+    configmaps: dict[Path, str]  # volume directory -> ConfigMap it follows
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    ready: bool = False
+    exited_at: float | None = None
+    deleting: bool = False
+    reported: str = ""
+
+
+@dataclass
+class LabPodRunner:
+    lab: LabNetwork
+    plane: ControlPlane
+    workdir: Path
+    api_socket: Path
+    restart_delay: float = 10.0
+    pods: dict[str, RunningPod] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.kube = KubeClient.from_environment(str(self.plane.kubeconfig))
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self._isolated = 0
+
+    # ---------------------------------------------------------------------------------------- lifecycle
+    def start(self) -> LabPodRunner:
+        threading.Thread(target=self._watch, daemon=True, name="podrunner-watch").start()
+        threading.Thread(target=self._supervise, daemon=True, name="podrunner-loop").start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        with self.lock:
+            for pod in self.pods.values():
+                self._terminate(pod, grace=5)
+
+    def process_of(self, node_role: str, prefix: str) -> RunningPod | None:
+        """The running pod named ``prefix``... on a node (e.g. the speaker of node2)."""
+        with self.lock:
+            for pod in self.pods.values():
+                name = pod.key.split("/", 1)[1]
+                if pod.node.role == node_role and name.startswith(prefix) and not pod.deleting:
+                    return pod
+        return None
+
+    def restart_now(self, pod: RunningPod) -> None:
+        """Skip the back-off of an exited container (as deleting the pod would, without a new pod)."""
+        if pod.exited_at is not None:
+            pod.exited_at = float("-inf")
+
+    # ------------------------------------------------------------------------------------------- watch
+    def _watch(self) -> None:
+        nodes = {role for role in self.lab.hosts if role.startswith("node")}
+        while not self.stop_event.is_set():
+            try:
+                listed = self.kube.get("/api/v1/pods")
+                for item in listed.get("items", []):
+                    self._on_pod("ADDED", item, nodes)
+                version = listed["metadata"]["resourceVersion"]
+                for event in self.kube.watch("/api/v1/pods", {"resourceVersion": version}):
+                    if self.stop_event.is_set():
+                        return
+                    if event.get("type") == "ERROR":
+                        break
+                    self._on_pod(event["type"], event["object"], nodes)
+            except (ApiError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
+                log.warning("watching pods: %s", error)
+                self.stop_event.wait(1)
+
+    def _on_pod(self, kind: str, pod: Json, nodes: set[str]) -> None:
+        metadata, spec = pod["metadata"], pod["spec"]
+        key = f"{metadata['namespace']}/{metadata['name']}"
+        if spec.get("nodeName") not in nodes:
+            return
+        containers = spec.get("containers") or []
+        if len(containers) != 1 or entry_point(containers[0].get("image", "")) is None:
+            return  # not one of IronLB's images: another stand-in (workloads.py) runs it
+        with self.lock:
+            running = self.pods.get(key)
+            if running is not None and running.uid != metadata.get("uid"):
+                self._terminate(running, grace=0)
+                self.pods.pop(key)
+                running = None
+            if kind == "DELETED":
+                if running is not None:
+                    self._terminate(running, grace=0)
+                    self.pods.pop(key)
+                return
+            if metadata.get("deletionTimestamp"):
+                if running is not None and not running.deleting:
+                    running.deleting = True
+                    threading.Thread(target=self._delete, args=(running, pod), daemon=True).start()
+                elif running is None:
+                    self._finalize(pod)
+                return
+            if running is None:
+                try:
+                    self.pods[key] = self._start(pod)
+                except (ApiError, OSError, KeyError, subprocess.CalledProcessError) as error:
+                    log.error("cannot run pod %s: %s", key, error)
+
+    # ------------------------------------------------------------------------------------------- start
+    def _start(self, pod: Json) -> RunningPod:
+        metadata, spec = pod["metadata"], pod["spec"]
+        key = f"{metadata['namespace']}/{metadata['name']}"
+        node = self.lab.hosts[spec["nodeName"]]
+        container = spec["containers"][0]
+        directory = self.workdir / "pods" / f"{metadata['namespace']}_{metadata['name']}"
+        mounts, configmaps = self._volumes(pod, container, directory)
+        image_entry = entry_point(container["image"]) or []
+        argv = [
+            map_paths(a, mounts)
+            for a in (container.get("command") or image_entry) + container.get("args", [])
+        ]
+        env = {"PATH": os.environ["PATH"], "HOME": str(directory)}
+        for variable in container.get("env") or []:
+            if "value" in variable:
+                env[variable["name"]] = map_paths(variable["value"], mounts)
+            elif "fieldRef" in (variable.get("valueFrom") or {}):
+                env[variable["name"]] = field_value(
+                    pod, variable["valueFrom"]["fieldRef"]["fieldPath"], str(node.v4)
+                )
+        env["KUBECONFIG"] = str(self._kubeconfig(pod, directory))
+        host = node if spec.get("hostNetwork") else self._isolated_namespace(key)
+        running = RunningPod(
+            key=key,
+            uid=metadata.get("uid", ""),
+            host=host,
+            node=node,
+            directory=directory,
+            argv=argv,
+            env=env,
+            probe=container.get("readinessProbe"),
+            grace=float(spec.get("terminationGracePeriodSeconds", 30)),
+            container=container["name"],
+            configmaps=configmaps,
+        )
+        self._launch(running)
+        return running
+
+    def _launch(self, pod: RunningPod) -> None:
+        pod.process = self.lab.spawn(pod.host, pod.argv, pod.directory / "container.log", env=pod.env)
+        pod.exited_at, pod.ready = None, False
+        log.info("started pod %s on %s: pid %d", pod.key, pod.node.role, pod.process.pid)
+
+    def _volumes(
+        self, pod: Json, container: Json, directory: Path
+    ) -> tuple[dict[str, Path], dict[Path, str]]:
+        """Write each mounted volume to directory/volumes/NAME; returns the mount and ConfigMap maps."""
+        namespace = pod["metadata"]["namespace"]
+        sources = {volume["name"]: volume for volume in pod["spec"].get("volumes") or []}
+        mounts: dict[str, Path] = {}
+        configmaps: dict[Path, str] = {}
+        for mount in container.get("volumeMounts") or []:
+            volume = sources[mount["name"]]
+            target = directory / "volumes" / mount["name"]
+            target.mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume:
+                self._write_configmap(namespace, volume["configMap"]["name"], target)
+                configmaps[target] = volume["configMap"]["name"]
+            elif "secret" in volume:
+                secret = self.kube.get(
+                    f"/api/v1/namespaces/{namespace}/secrets/{volume['secret']['secretName']}"
+                )
+                for name, value in (secret.get("data") or {}).items():
+                    path = target / name
+                    path.write_bytes(base64.b64decode(value))
+                    path.chmod(0o400)
+            mounts[mount["mountPath"]] = target
+        return mounts, configmaps
+
+    def _write_configmap(self, namespace: str, name: str, target: Path) -> None:
+        try:
+            configmap = self.kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ApiError as error:
+            if error.status == 404:
+                return
+            raise
+        for file_name, text in (configmap.get("data") or {}).items():
+            path = target / file_name
+            if not path.exists() or path.read_text() != text:
+                temporary = target / f".{file_name}.tmp"
+                temporary.write_text(text)
+                temporary.replace(path)  # atomic, like the kubelet's symlink swap
+
+    def _kubeconfig(self, pod: Json, directory: Path) -> Path:
+        """A kubeconfig holding a token of the pod's ServiceAccount (bound to the pod, 1 hour)."""
+        namespace = pod["metadata"]["namespace"]
+        account = pod["spec"].get("serviceAccountName", "default")
+        token = self.kube.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {
+                    "expirationSeconds": 3600,
+                    "boundObjectRef": {
+                        "kind": "Pod",
+                        "apiVersion": "v1",
+                        "name": pod["metadata"]["name"],
+                        "uid": pod["metadata"]["uid"],
+                    },
+                },
+            },
+        )["status"]["token"]
+        admin = json.loads(self.plane.kubectl("config", "view", "--raw", "-o", "json").stdout)
+        cluster = admin["clusters"][0]["cluster"]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "lab", "cluster": cluster}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [
+                {"name": "lab", "context": {"cluster": "lab", "user": account, "namespace": namespace}}
+            ],
+            "current-context": "lab",
+        }
+        path = directory / "kubeconfig"
+        path.write_text(json.dumps(config))
+        path.chmod(0o600)
+        return path
+
+    def _isolated_namespace(self, key: str) -> Host:
+        """A pod network namespace whose only connection is the API bridge on its loopback."""
+        self._isolated += 1
+        role = f"ipod{self._isolated}"
+        namespace = self.lab._namespace(role)
+        host = Host(role, namespace, self.lab.node(1).v4, self.lab.node(1).v6)
+        self.lab.hosts[role] = host
+        hack = str(Path(__file__).resolve().parents[1])
+        log_path = self.workdir / f"apibridge-{role}.log"
+        self.lab.spawn(
+            host,
+            [
+                sys.executable,
+                "-m",
+                "ironlb_lab.apibridge",
+                "node",
+                str(self.api_socket),
+                str(self.plane.port),
+            ],
+            log_path,
+            env={**os.environ, "PYTHONPATH": hack},
+        )
+        deadline = time.monotonic() + 10
+        while "bridging" not in (log_path.read_text() if log_path.exists() else ""):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the API bridge for pod {key} did not start")
+            time.sleep(0.05)
+        return host
+
+    # ------------------------------------------------------------------------------------- supervision
+    def _supervise(self) -> None:
+        """Every second: probe readiness, refresh configMap volumes, restart exited containers, report."""
+        next_lease = 0.0
+        while not self.stop_event.wait(1.0):
+            if time.monotonic() >= next_lease:
+                next_lease = time.monotonic() + 10
+                self._renew_node_leases()
+            with self.lock:
+                pods = [pod for pod in self.pods.values() if not pod.deleting]
+            for pod in pods:
+                try:
+                    self._check(pod)
+                except (ApiError, OSError, subprocess.SubprocessError) as error:
+                    log.warning("pod %s: %s", pod.key, error)
+
+    def _renew_node_leases(self) -> None:
+        """Node heartbeats, as kubelets send them, so the node lifecycle controller keeps the nodes Ready."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        for role in [role for role in self.lab.hosts if role.startswith("node")]:
+            try:
+                self.kube.apply(
+                    f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{role}",
+                    {
+                        "apiVersion": "coordination.k8s.io/v1",
+                        "kind": "Lease",
+                        "metadata": {"name": role, "namespace": "kube-node-lease"},
+                        "spec": {"holderIdentity": role, "leaseDurationSeconds": 40, "renewTime": now},
+                    },
+                )
+            except (ApiError, OSError) as error:
+                log.warning("renewing the lease of %s: %s", role, error)
+
+    def _check(self, pod: RunningPod) -> None:
+        assert pod.process is not None
+        namespace = pod.key.split("/", 1)[0]
+        for directory, configmap in pod.configmaps.items():  # follow the ConfigMaps, as the kubelet does
+            self._write_configmap(namespace, configmap, directory)
+        if pod.process.poll() is not None:
+            if pod.exited_at is None:
+                pod.exited_at, pod.ready = time.monotonic(), False
+                log.info("pod %s exited with %s", pod.key, pod.process.returncode)
+            elif time.monotonic() - pod.exited_at >= self.restart_delay:
+                pod.restarts += 1
+                self._launch(pod)
+        else:
+            pod.ready = self._probe(pod)
+        self._report(pod)
+
+    def _probe(self, pod: RunningPod) -> bool:
+        get = (pod.probe or {}).get("httpGet")
+        if get is None:
+            return True
+        url = f"http://127.0.0.1:{get['port']}{get.get('path', '/')}"
+        result = pod.host.run("curl", "-fsS", "-m", "1", "-o", "/dev/null", url, timeout=5)
+        return result.returncode == 0
+
+    def _report(self, pod: RunningPod) -> None:
+        running = pod.process is not None and pod.process.poll() is None
+        summary = f"{running}/{pod.ready}/{pod.restarts}"
+        if summary == pod.reported:
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ready = "True" if pod.ready else "False"
+        state: Json = (
+            {"running": {"startedAt": now}}
+            if running
+            else {"terminated": {"exitCode": pod.process.returncode if pod.process else 0, "finishedAt": now}}
+        )
+        namespace, name = pod.key.split("/", 1)
+        self.kube.merge_patch(
+            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+            {
+                "status": {
+                    "phase": "Running",
+                    "hostIP": str(pod.node.v4),
+                    "podIP": str(pod.node.v4),
+                    "podIPs": [{"ip": str(pod.node.v4)}],
+                    "startTime": now,
+                    "conditions": [
+                        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                        {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+                        {"type": "Ready", "status": ready, "lastTransitionTime": now},
+                    ],
+                    "containerStatuses": [
+                        {
+                            "name": pod.container,
+                            "ready": pod.ready,
+                            "started": running,
+                            "restartCount": pod.restarts,
+                            "image": "",
+                            "imageID": "",
+                            "state": state,
+                        }
+                    ],
+                }
+            },
+        )
+        pod.reported = summary
+
+    # ---------------------------------------------------------------------------------------- deletion
+    def _terminate(self, pod: RunningPod, grace: float) -> None:
+        process = pod.process
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+    def _delete(self, pod: RunningPod, body: Json) -> None:
+        self._terminate(pod, pod.grace)
+        self._finalize(body)
+        with self.lock:
+            if self.pods.get(pod.key) is pod:
+                self.pods.pop(pod.key)
+        if pod.host is not pod.node:
+            ip("netns", "delete", pod.host.namespace, check=False)
+
+    def _finalize(self, body: Json) -> None:
+        """Tell the API server the pod's containers are gone (what lets a graceful delete complete)."""
+        metadata = body["metadata"]
+        try:
+            self.kube.request(
+                "DELETE",
+                f"/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}",
+                {
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": metadata["uid"]},
+                },
+            )
+        except ApiError as error:
+            if error.status not in (404, 409):
+                raise

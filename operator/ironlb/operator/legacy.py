@@ -1,0 +1,429 @@
+"""MetalLB's legacy ``config`` ConfigMap (v0.12 and earlier) read as IronLB specs (pure).
+
+Clusters moving from old MetalLB releases carry a ConfigMap ``config`` whose key ``config`` is YAML with
+``address-pools``, ``peers`` and ``bgp-communities``. The operator honours it (CRD objects of the same name
+win) and ``ironlb migrate`` turns it into CRDs. Each pool becomes an IPAddressPool and, by protocol, an
+L2Advertisement ``<pool>-l2`` or BGPAdvertisements ``<pool>-bgp-<n>`` selecting it by name; each peer becomes
+a BGPPeer ``peer-<address>``. Anything unusable is reported with its path and value, never dropped quietly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .allocator import PoolConfig
+from .api import BGPAdvertisementSpec, BGPPeerSpec, IPAddressPoolSpec, L2AdvertisementSpec
+from .crdrules import (
+    Problem,
+    is_community,
+    is_object_name,
+    join,
+    normalize_addresses,
+    peer_problems,
+    selector_problems,
+    validated,
+)
+
+CONFIGMAP_NAME = "config"
+CONFIGMAP_KEY = "config"
+METALLB_NAMESPACE = "metallb-system"
+EVENT_REASON = "LegacyConfigMap"
+
+_TOP_KEYS = ("address-pools", "peers", "bgp-communities")
+_POOL_KEYS = {"addresses": "addresses", "auto-assign": "autoAssign", "avoid-buggy-ips": "avoidBuggyIPs"}
+_ADVERTISEMENT_KEYS = {
+    "aggregation-length": "aggregationLength",
+    "aggregation-length-v6": "aggregationLengthV6",
+    "localpref": "localPref",
+    "communities": "communities",
+}
+_PEER_KEYS = {
+    "my-asn": "myASN",
+    "peer-asn": "peerASN",
+    "peer-address": "peerAddress",
+    "peer-port": "peerPort",
+    "source-address": "sourceAddress",
+    "router-id": "routerID",
+    "hold-time": "holdTime",
+    "keepalive-time": "keepaliveTime",
+    "ebgp-multihop": "ebgpMultiHop",
+    "node-selectors": "nodeSelectors",
+}
+_SELECTOR_KEYS = {"match-labels": "matchLabels", "match-expressions": "matchExpressions"}
+_OPERATORS = {
+    "in": "In",
+    "notin": "NotIn",
+    "exists": "Exists",
+    "doesnotexist": "DoesNotExist",
+    "!": "DoesNotExist",
+}
+_NOT_SUPPORTED = {
+    "bfd-profiles": "BFD is not supported by IronLB; the profiles are ignored",
+    "bfd-profile": "BFD is not supported by IronLB; the session is kept without BFD",
+}
+_LEGACY_NAMES = {
+    camel: legacy
+    for table in (_POOL_KEYS, _ADVERTISEMENT_KEYS, _PEER_KEYS, _SELECTOR_KEYS)
+    for legacy, camel in table.items()
+}
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML 1.1 without sexagesimal numbers: Go's parser reads ``64500:100`` as text, PyYAML as 3870100."""
+
+
+def _int_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = loader.construct_scalar(node)
+    if ":" in str(text):
+        return text
+    return loader.construct_yaml_int(node) if node.tag.endswith(":int") else loader.construct_yaml_float(node)
+
+
+YamlLoader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
+YamlLoader.add_constructor("tag:yaml.org,2002:float", _int_or_text)
+
+
+@dataclass(frozen=True)
+class LegacyConfig:
+    """What one legacy configuration describes, as IronLB specs keyed by the names they get."""
+
+    pools: Mapping[str, IPAddressPoolSpec] = field(default_factory=dict)
+    l2: Mapping[str, L2AdvertisementSpec] = field(default_factory=dict)
+    bgp: Mapping[str, BGPAdvertisementSpec] = field(default_factory=dict)
+    peers: Mapping[str, BGPPeerSpec] = field(default_factory=dict)
+    passwords: Mapping[str, str] = field(default_factory=dict)  # peer name -> plaintext, not in its spec
+    problems: tuple[Problem, ...] = ()
+
+
+def _legacy_name(key: str) -> str:
+    return _LEGACY_NAMES.get(key, key)
+
+
+def _renamed(
+    raw: Mapping[str, Any], table: Mapping[str, str], where: str, problems: list[Problem]
+) -> dict[str, Any]:
+    """Legacy keys as the CRD's; every other key reported (a known-unsupported one with the reason)."""
+    renamed = {}
+    for key, value in raw.items():
+        if key in table:
+            renamed[table[key]] = value
+        else:
+            reason = _NOT_SUPPORTED.get(key, f"unknown key (known: {', '.join(table)})")
+            problems.append(Problem(join(where, str(key)), reason))
+    return renamed
+
+
+def _mapping(value: Any, where: str, problems: list[Problem]) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    problems.append(Problem(where, f"{value!r} is not a mapping"))
+    return None
+
+
+def _sequence(value: Any, where: str, problems: list[Problem]) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    problems.append(Problem(where, f"{value!r} is not a list"))
+    return []
+
+
+def parse_legacy_config(text: str) -> LegacyConfig:
+    """The ConfigMap's ``config`` text as IronLB specs, and problems with paths like ``peers[0].my-asn``."""
+    problems: list[Problem] = []
+    try:
+        document = yaml.load(text, Loader=YamlLoader)  # a SafeLoader
+    except yaml.YAMLError as error:
+        return LegacyConfig(problems=(Problem(CONFIGMAP_KEY, f"not YAML: {error}"),))
+    if document is None:
+        return LegacyConfig()
+    top = _mapping(document, CONFIGMAP_KEY, problems)
+    if top is None:
+        return LegacyConfig(problems=tuple(problems))
+    for key in top:
+        if key not in _TOP_KEYS:
+            reason = _NOT_SUPPORTED.get(key, f"unknown key (known: {', '.join(_TOP_KEYS)})")
+            problems.append(Problem(str(key), reason))
+    communities = _communities(top.get("bgp-communities"), problems)
+    pools: dict[str, IPAddressPoolSpec] = {}
+    l2: dict[str, L2AdvertisementSpec] = {}
+    bgp: dict[str, BGPAdvertisementSpec] = {}
+    for index, raw in enumerate(_sequence(top.get("address-pools"), "address-pools", problems)):
+        _pool(raw, f"address-pools[{index}]", communities, (pools, l2, bgp), problems)
+    peers: dict[str, BGPPeerSpec] = {}
+    passwords: dict[str, str] = {}
+    for index, raw in enumerate(_sequence(top.get("peers"), "peers", problems)):
+        _peer(raw, f"peers[{index}]", peers, passwords, problems)
+    return LegacyConfig(pools, l2, bgp, peers, passwords, tuple(problems))
+
+
+def _communities(raw: Any, problems: list[Problem]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    table = _mapping(raw, "bgp-communities", problems) or {}
+    communities = {}
+    for name, value in table.items():
+        if isinstance(value, str) and is_community(value):
+            communities[str(name)] = value
+        else:
+            problems.append(
+                Problem(
+                    join("bgp-communities", str(name)),
+                    f"{value!r} is not a community (ASN:VALUE or large:GLOBAL:DATA1:DATA2)",
+                )
+            )
+    return communities
+
+
+_Specs = tuple[dict[str, IPAddressPoolSpec], dict[str, L2AdvertisementSpec], dict[str, BGPAdvertisementSpec]]
+
+
+def _pool(
+    raw: Any, where: str, communities: Mapping[str, str], specs: _Specs, problems: list[Problem]
+) -> None:
+    """One ``address-pools`` entry: the pool and its advertisements, or problems and nothing."""
+    pools, l2, bgp = specs
+    entry = _mapping(raw, where, problems)
+    if entry is None:
+        return
+    entry = dict(entry)
+    name, protocol = entry.pop("name", None), entry.pop("protocol", None)
+    raw_advertisements = entry.pop("bgp-advertisements", None)
+    ok = True
+    if not is_object_name(name):
+        problems.append(
+            Problem(join(where, "name"), f"{name!r} is not a DNS subdomain name (lower case, at most 253)")
+        )
+        ok = False
+    elif name in pools:
+        problems.append(Problem(join(where, "name"), f"{name!r} names an earlier pool too"))
+        ok = False
+    if protocol not in ("layer2", "bgp"):
+        problems.append(Problem(join(where, "protocol"), f"{protocol!r} is not layer2 or bgp"))
+        ok = False
+    if raw_advertisements is not None and protocol != "bgp":
+        problems.append(
+            Problem(join(where, "bgp-advertisements"), f"only valid with protocol bgp, not {protocol!r}")
+        )
+    data = _renamed(entry, _POOL_KEYS, where, problems)
+    addresses = data.get("addresses")
+    if isinstance(addresses, list):
+        normalized = normalize_addresses(addresses, join(where, "addresses"), problems)
+        ok = ok and normalized is not None
+        data["addresses"] = addresses if normalized is None else normalized
+    spec = validated(IPAddressPoolSpec, data, where, problems, _legacy_name)
+    if spec is None or not ok:
+        return
+    assert isinstance(name, str)
+    advertisements: dict[str, L2AdvertisementSpec | BGPAdvertisementSpec] = {}
+    if protocol == "layer2":
+        advertisements[f"{name}-l2"] = L2AdvertisementSpec.model_validate({"ipAddressPools": [name]})
+    else:
+        raws = _sequence(raw_advertisements, join(where, "bgp-advertisements"), problems) or [{}]
+        for number, advertisement in enumerate(raws):
+            here = join(where, "bgp-advertisements", number)
+            made = _bgp_advertisement(advertisement, name, here, communities, problems)
+            if made is not None:
+                advertisements[f"{name}-bgp-{number + 1}"] = made
+    pools[name] = spec
+    for advertisement_name, advertisement_spec in advertisements.items():
+        if not is_object_name(advertisement_name):
+            problems.append(
+                Problem(where, f"the advertisement name {advertisement_name!r} would be too long")
+            )
+        elif isinstance(advertisement_spec, L2AdvertisementSpec):
+            l2[advertisement_name] = advertisement_spec
+        else:
+            bgp[advertisement_name] = advertisement_spec
+
+
+def resolve_communities(
+    values: list[Any], where: str, aliases: Mapping[str, str], problems: list[Problem]
+) -> list[str] | None:
+    """Community names resolved through ``aliases``, literals checked; None when any is bad."""
+    resolved: list[str] = []
+    bad = False
+    for index, value in enumerate(values):
+        community = aliases.get(value, value) if isinstance(value, str) else value
+        if isinstance(community, str) and is_community(community):
+            if community not in resolved:
+                resolved.append(community)
+        else:
+            problems.append(
+                Problem(join(where, index), f"{value!r} is neither a defined community name nor a community")
+            )
+            bad = True
+    return None if bad else resolved
+
+
+def _bgp_advertisement(
+    raw: Any, pool: str, where: str, communities: Mapping[str, str], problems: list[Problem]
+) -> BGPAdvertisementSpec | None:
+    entry = _mapping(raw or {}, where, problems)
+    if entry is None:
+        return None
+    data = _renamed(entry, _ADVERTISEMENT_KEYS, where, problems)
+    if "communities" in data:
+        values = _sequence(data["communities"], join(where, "communities"), problems)
+        resolved = resolve_communities(values, join(where, "communities"), communities, problems)
+        if resolved is None:
+            return None
+        data["communities"] = resolved or None
+    return validated(BGPAdvertisementSpec, {**data, "ipAddressPools": [pool]}, where, problems, _legacy_name)
+
+
+def _selectors(raw: Any, where: str, problems: list[Problem]) -> list[dict[str, Any]] | None:
+    """``node-selectors`` with CRD keys (``matchLabels``…), operators spelled as Kubernetes spells them."""
+    selectors = []
+    for index, item in enumerate(_sequence(raw, where, problems)):
+        here = join(where, index)
+        selector = _mapping(item, here, problems)
+        if selector is None:
+            return None
+        renamed = _renamed(selector, _SELECTOR_KEYS, here, problems)
+        expressions = [
+            _with_operator(expression)
+            for expression in _sequence(
+                renamed.get("matchExpressions"), join(here, "match-expressions"), problems
+            )
+        ]
+        if expressions:
+            renamed["matchExpressions"] = expressions
+        selectors.append(renamed)
+    return selectors
+
+
+def _with_operator(expression: Any) -> Any:
+    """MetalLB lower-cased operators before use, so ``in`` and ``In`` both worked."""
+    if isinstance(expression, dict) and isinstance(expression.get("operator"), str):
+        operator = expression["operator"]
+        return {**expression, "operator": _OPERATORS.get(operator.lower(), operator)}
+    return expression
+
+
+def peer_name(address: str, taken: Mapping[str, object]) -> str:
+    """``peer-<address>`` (dots and colons as dashes), with ``-2``, ``-3``… for a repeated address."""
+    try:
+        text = str(ipaddress.ip_address(address))
+    except ValueError:
+        text = address
+    base = ("peer-" + "".join(c if c.isalnum() else "-" for c in text.lower())).rstrip("-")
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}-{number}"
+    return name
+
+
+def _peer(
+    raw: Any, where: str, peers: dict[str, BGPPeerSpec], passwords: dict[str, str], problems: list[Problem]
+) -> None:
+    entry = _mapping(raw, where, problems)
+    if entry is None:
+        return
+    entry = dict(entry)
+    password = entry.pop("password", None)
+    data = _renamed(entry, _PEER_KEYS, where, problems)
+    if "nodeSelectors" in data:
+        selectors = _selectors(data["nodeSelectors"], join(where, "node-selectors"), problems)
+        if selectors is None:
+            return
+        data["nodeSelectors"] = selectors or None
+    spec = validated(BGPPeerSpec, data, where, problems, _legacy_name)
+    if spec is None:
+        return
+    rules = peer_problems(spec, where) + selector_problems(spec.node_selectors, join(where, "node-selectors"))
+    if rules:
+        problems.extend(Problem(_legacy_path(p.where), p.message) for p in rules)
+        return
+    name = peer_name(spec.peer_address, peers)
+    peers[name] = spec
+    if password not in (None, ""):
+        passwords[name] = str(password)
+
+
+def _legacy_path(path: str) -> str:
+    """A CRD path (``peers[0].nodeSelectors[0].matchExpressions``) in the legacy spelling."""
+    parts = []
+    for part in path.split("."):
+        key, bracket, rest = part.partition("[")
+        parts.append(_legacy_name(key) + bracket + rest)
+    return ".".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ the operator
+@dataclass(frozen=True)
+class LegacyObjects:
+    """The legacy ConfigMap as the operator merges it: CRD objects of the same name win over these."""
+
+    source: str = ""  # namespace/name of the ConfigMap
+    created: str = ""  # its creationTimestamp: the pools' seniority in overlaps
+    pools: Mapping[str, IPAddressPoolSpec] = field(default_factory=dict)
+    advertisements: Mapping[tuple[str, str], L2AdvertisementSpec | BGPAdvertisementSpec] = field(
+        default_factory=dict
+    )  # keyed (kind, name) like Controller.advertisements
+    peers: Mapping[str, BGPPeerSpec] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+
+    def pool_configs(self) -> dict[str, PoolConfig]:
+        """The pools as the allocator takes them (no labels: advertisements select them by name)."""
+        return {name: PoolConfig.from_spec(name, spec, {}, self.created) for name, spec in self.pools.items()}
+
+    def warning(self) -> str:
+        """The Warning event on the ConfigMap: use the CRDs; and what was not understood."""
+        counts = (
+            f"{len(self.pools)} pools, {len(self.advertisements)} advertisements, {len(self.peers)} peers"
+        )
+        message = (
+            f"MetalLB's legacy ConfigMap {self.source} is honoured ({counts}), but IronLB's CRDs are "
+            "recommended: run `ironlb migrate -f` on it and apply the output"
+        )
+        if self.problems:
+            message += "; not used: " + "; ".join(str(p) for p in self.problems)
+        return message[:1024]
+
+
+def is_legacy_configmap(body: Mapping[str, Any], operator_namespace: str) -> bool:
+    """The ConfigMap ``config`` in the operator's namespace or in ``metallb-system`` (the seed's place)."""
+    metadata = body.get("metadata") or {}
+    return metadata.get("name") == CONFIGMAP_NAME and metadata.get("namespace") in (
+        operator_namespace,
+        METALLB_NAMESPACE,
+    )
+
+
+def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:
+    """The operator's live reading: passwords are dropped (IronLB takes them only from Secrets), and said."""
+    metadata = body.get("metadata") or {}
+    source = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+    text = (body.get("data") or {}).get(CONFIGMAP_KEY)
+    if not isinstance(text, str):
+        return LegacyObjects(source, problems=(Problem(f"data.{CONFIGMAP_KEY}", "missing"),))
+    config = parse_legacy_config(text)
+    problems = list(config.problems)
+    for name in config.passwords:
+        problems.append(
+            Problem(
+                f"peer {name} password",
+                "plaintext passwords are not used; IronLB reads BGP passwords from Secrets "
+                "(ironlb migrate writes the Secret and the BGPPeer); the session is opened without one",
+            )
+        )
+    advertisements: dict[tuple[str, str], L2AdvertisementSpec | BGPAdvertisementSpec] = {
+        ("L2Advertisement", name): spec for name, spec in config.l2.items()
+    }
+    advertisements.update({("BGPAdvertisement", name): spec for name, spec in config.bgp.items()})
+    return LegacyObjects(
+        source,
+        str(metadata.get("creationTimestamp", "")),
+        dict(config.pools),
+        advertisements,
+        dict(config.peers),
+        tuple(problems),
+    )

@@ -1,0 +1,90 @@
+"""exabgp's text API, pure: the command lines for routes, the changes between two route sets, its events.
+
+Commands follow exabgp 5 (``reactor/api/command/announce.py``): ``neighbor <peer> announce route <prefix>
+next-hop self [community [..]] [large-community [..]] [local-preference N]`` and ``neighbor <peer> withdraw
+route <prefix>``. A changed route is simply announced again: BGP replaces a prefix's attributes in place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .bgp_routes import Route
+
+# exabgp's neighbor-change words, written as the BGP FSM states users know from other routers.
+EXABGP_STATES: Mapping[str, str] = {"connected": "Connect", "up": "Established", "down": "Idle"}
+
+
+def announce_command(peer_address: str, route: Route) -> str:
+    parts = [f"neighbor {peer_address} announce route {route.prefix} next-hop self"]
+    if route.communities:
+        parts.append(f"community [ {' '.join(route.communities)} ]")
+    if route.large_communities:
+        parts.append(f"large-community [ {' '.join(route.large_communities)} ]")
+    if route.local_pref is not None:
+        parts.append(f"local-preference {route.local_pref}")
+    return " ".join(parts)
+
+
+def withdraw_command(peer_address: str, route: Route) -> str:
+    return f"neighbor {peer_address} withdraw route {route.prefix}"
+
+
+@dataclass(frozen=True)
+class Change:
+    session: str
+    action: Literal["announce", "withdraw"]
+    route: Route
+
+
+def diff_routes(
+    announced: Mapping[str, frozenset[Route]], wanted: Mapping[str, frozenset[Route]]
+) -> list[Change]:
+    """What to send so that ``announced`` becomes ``wanted``: withdrawals first, then announcements.
+
+    A prefix whose attributes changed is announced again, not withdrawn (no flap at the router).
+    """
+    withdrawals: list[Change] = []
+    announcements: list[Change] = []
+    for session in sorted(set(announced) | set(wanted)):
+        old, new = announced.get(session, frozenset()), wanted.get(session, frozenset())
+        kept_prefixes = {route.prefix for route in new}
+        withdrawals += [
+            Change(session, "withdraw", r) for r in sorted(old - new) if r.prefix not in kept_prefixes
+        ]
+        announcements += [Change(session, "announce", r) for r in sorted(new - old)]
+    return withdrawals + announcements
+
+
+def command_for(change: Change, peer_address: str) -> str:
+    if change.action == "announce":
+        return announce_command(peer_address, change.route)
+    return withdraw_command(peer_address, change.route)
+
+
+@dataclass(frozen=True)
+class NeighborEvent:
+    peer_address: str
+    state: str
+    reason: str = ""
+
+
+def parse_event(line: str) -> NeighborEvent | None:
+    """A neighbor state change from exabgp's JSON encoder; None for anything else (acks, updates)."""
+    if not line.startswith("{"):
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("type") != "state":
+        return None
+    neighbor = message.get("neighbor", {})
+    state = neighbor.get("state")
+    peer = neighbor.get("address", {}).get("peer")
+    if not isinstance(state, str) or not isinstance(peer, str):
+        return None
+    return NeighborEvent(peer, EXABGP_STATES.get(state, state), str(neighbor.get("reason", "")))

@@ -1,0 +1,82 @@
+"""A stand-alone ExabgpSupervisor driven by a JSON file: for the lab and benchmarks, not for production.
+
+Usage: python -m ironlb.speaker.exabgp_harness --state STATE.json --status STATUS.json --run-dir DIR
+
+STATE.json holds ``{"config": ExabgpConfig, "passwords": {session: password}, "routes": {session: [Route]}}``
+and is re-read whenever it changes (write it with a rename). STATUS.json is rewritten with the session states
+and exabgp's PID. SIGTERM stops gracefully (withdraw, then end exabgp), as the speaker does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from .bgp_routes import Route
+from .contract import ExabgpConfig, SecretRef
+from .exabgp_process import ExabgpSupervisor
+
+
+def _routes(data: dict[str, list[dict[str, Any]]]) -> dict[str, frozenset[Route]]:
+    return {
+        session: frozenset(
+            Route(
+                r["prefix"],
+                tuple(r.get("communities", ())),
+                tuple(r.get("large_communities", ())),
+                r.get("local_pref"),
+            )
+            for r in routes
+        )
+        for session, routes in data.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--status", type=Path, required=True)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    state = json.loads(args.state.read_text())
+    passwords: dict[str, str] = state.get("passwords", {})
+
+    def resolve(ref: SecretRef) -> str | None:
+        return passwords.get(ref.name)
+
+    supervisor = ExabgpSupervisor(ExabgpConfig.model_validate(state["config"]), args.run_dir, resolve)
+    supervisor.start()
+    supervisor.set_routes(_routes(state.get("routes", {})))
+    seen = args.state.stat().st_mtime_ns
+    status = ""
+    while not stop.wait(0.01):
+        supervisor.poll()
+        mtime = args.state.stat().st_mtime_ns
+        if mtime != seen:
+            seen = mtime
+            state = json.loads(args.state.read_text())
+            passwords.clear()
+            passwords.update(state.get("passwords", {}))
+            supervisor.reconfigure(ExabgpConfig.model_validate(state["config"]))
+            supervisor.set_routes(_routes(state.get("routes", {})))
+        sessions = {name: s.state for name, s in supervisor.sessions().items()}
+        text = json.dumps({"pid": supervisor.pid, "restarts": supervisor.restarts, "sessions": sessions})
+        if text != status:
+            status = text
+            temporary = args.status.with_suffix(".tmp")
+            temporary.write_text(text)
+            temporary.replace(args.status)
+    supervisor.stop()
+
+
+if __name__ == "__main__":
+    main()

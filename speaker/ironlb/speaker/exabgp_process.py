@@ -1,0 +1,320 @@
+"""Run and supervise one exabgp process; change its routes through the API relay without restarting it.
+
+exabgp runs as a child with its stdout drained by a thread (a full pipe stalls every session). Its API
+process is ``ironlb.speaker.exabgp_relay``, connected to a Unix socket in the run directory: a writer thread
+sends route changes (level-triggered: what is wanted against what was sent, so the caller never blocks),
+a reader thread turns exabgp's JSON neighbor events into session states. When the relay loses the speaker
+it ends exabgp (SIGTERM), so a dead speaker's routes do not outlive it.
+Acks stay on (exabgp's default), so errors are logged per command and ``stop`` knows when withdrawals landed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from pydantic import SecretStr
+
+from .bgp_routes import Route
+from .contract import ExabgpConfig, SecretRef
+from .exabgp_api import command_for, diff_routes, parse_event
+from .exabgp_config import render_exabgp
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF_SECONDS = 1.0
+# exabgp can drop an announcement that races with a session coming up: re-send after it settled.
+RESYNC_AFTER_UP_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class SessionState:
+    state: str
+    since: float
+    reason: str = ""
+
+
+def exabgp_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """exabgp's settings (environment variables): foreground, no CLI pipe, no listener, logs to stdout."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    return {
+        **base,
+        "exabgp.daemon.daemonize": "false",
+        "exabgp.daemon.user": user,
+        "exabgp.daemon.drop": "false",
+        "exabgp.log.destination": "stdout",
+        "exabgp.log.short": "true",
+        "exabgp.api.cli": "false",
+        "exabgp.api.ack": "true",
+        "exabgp.api.respawn": "false",
+        "exabgp.tcp.bind": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _drain(stream: IO[bytes], prefix: str) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace").strip()
+        if line:
+            log.debug("%s: %s", prefix, line)
+
+
+class ExabgpSupervisor:
+    """One exabgp per speaker; call ``poll()`` on every tick of the speaker's loop (returns at once)."""
+
+    def __init__(
+        self,
+        config: ExabgpConfig,
+        run_dir: Path,
+        resolve_password: Callable[[SecretRef], str | None] = lambda ref: None,
+        exabgp: Path | None = None,
+    ) -> None:
+        self._config = config
+        self._run_dir = run_dir
+        self._resolve = resolve_password
+        self._exabgp = exabgp or Path(sys.executable).parent / "exabgp"
+        self._lock = threading.Condition()
+        self._wanted: dict[str, frozenset[Route]] = {}
+        self._sent: dict[str, frozenset[Route]] = {}
+        self._resync: dict[str, float] = {}
+        self._states: dict[str, SessionState] = {}
+        self._connection: socket.socket | None = None
+        self._pending_acks = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._listener: socket.socket | None = None
+        self._stopping = False
+        self._last_start = 0.0
+        self.restarts = 0
+
+    # ------------------------------------------------------------------------------------- public API
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def socket_path(self) -> Path:
+        return self._run_dir / "api.sock"
+
+    @property
+    def config_path(self) -> Path:
+        return self._run_dir / "exabgp.conf"
+
+    def start(self) -> None:
+        self._run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.socket_path.unlink(missing_ok=True)
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.socket_path))
+        self._listener.listen(4)
+        threading.Thread(target=self._accept_loop, name="exabgp-accept", daemon=True).start()
+        threading.Thread(target=self._write_loop, name="exabgp-writer", daemon=True).start()
+        self._spawn()
+
+    def set_routes(self, routes_by_session: Mapping[str, frozenset[Route]]) -> None:
+        """The routes wanted now; the writer thread sends only the changes."""
+        with self._lock:
+            self._wanted = {name: routes for name, routes in routes_by_session.items() if routes}
+            self._lock.notify_all()
+
+    def sessions(self) -> dict[str, SessionState]:
+        with self._lock:
+            return dict(self._states)
+
+    def reconfigure(self, config: ExabgpConfig) -> None:
+        """New peers: rewrite the file and let exabgp reload it (SIGUSR1); changed sessions get resent."""
+        if config == self._config:
+            return
+        old = {n.session.name: n for n in self._config.neighbors}
+        new = {n.session.name: n for n in config.neighbors}
+        with self._lock:
+            self._config = config
+            for name in set(old) | set(new):
+                if old.get(name) != new.get(name):
+                    self._sent.pop(name, None)
+                    self._states.pop(name, None)
+            self._initial_states()
+            self._write_config()
+            self._lock.notify_all()
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGUSR1)
+
+    def poll(self) -> None:
+        """Restart exabgp when it died (its routes are re-announced); resend after sessions came up."""
+        now = time.monotonic()
+        with self._lock:
+            due = [name for name, at in self._resync.items() if at <= now]
+            for name in due:
+                del self._resync[name]
+                self._sent.pop(name, None)
+            if due:
+                self._lock.notify_all()
+        process = self._process
+        if self._stopping or process is None or process.poll() is None:
+            return
+        if now - self._last_start < RESTART_BACKOFF_SECONDS:
+            return
+        log.warning("exabgp exited with status %s; restarting it", process.returncode)
+        self.restarts += 1
+        self._spawn()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Withdraw everything, then end exabgp (it closes its sessions with a Cease notification)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._wanted = {}
+            self._lock.notify_all()
+            self._lock.wait_for(
+                lambda: (
+                    self._connection is None or (not any(self._sent.values()) and self._pending_acks <= 0)
+                ),
+                timeout=timeout / 2,
+            )
+            self._stopping = True
+            self._lock.notify_all()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._listener is not None:
+            self._listener.close()
+        self.socket_path.unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------------------------------- internals
+    def _initial_states(self) -> None:
+        now = time.time()
+        for neighbor in self._config.neighbors:
+            self._states.setdefault(neighbor.session.name, SessionState("Idle", now, "not connected yet"))
+
+    def _write_config(self) -> None:
+        neighbors = []
+        for neighbor in self._config.neighbors:
+            secret = neighbor.session.password_secret
+            if neighbor.password is None and secret is not None:
+                password = self._resolve(secret)
+                if password is not None:
+                    neighbor = neighbor.model_copy(update={"password": SecretStr(password)})
+            neighbors.append(neighbor)
+        relay = f"{sys.executable} -m ironlb.speaker.exabgp_relay {self.socket_path}"
+        text = render_exabgp(
+            self._config.model_copy(update={"neighbors": tuple(neighbors), "api_command": relay})
+        )
+        temporary = self.config_path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        temporary.replace(self.config_path)
+
+    def _spawn(self) -> None:
+        with self._lock:
+            self._initial_states()
+            self._write_config()
+        self._last_start = time.monotonic()
+        self._process = subprocess.Popen(
+            [str(self._exabgp), str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=exabgp_environment(os.environ),
+        )
+        assert self._process.stdout is not None
+        threading.Thread(
+            target=_drain, args=(self._process.stdout, f"exabgp[{self._process.pid}]"), daemon=True
+        ).start()
+
+    def _peer_addresses(self) -> dict[str, str]:
+        return {n.session.name: n.session.peer_address for n in self._config.neighbors}
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._connection is not None:
+                    self._connection.close()
+                self._connection = connection
+                self._sent = {}
+                self._pending_acks = 0
+                self._lock.notify_all()
+            threading.Thread(target=self._read_loop, args=(connection,), daemon=True).start()
+
+    def _read_loop(self, connection: socket.socket) -> None:
+        with contextlib.suppress(OSError), connection.makefile("rb") as stream:
+            for raw in stream:
+                self._handle_line(raw.decode(errors="replace").strip())
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+                self._sent = {}
+                now = time.time()
+                for name in self._states:
+                    self._states[name] = SessionState("Idle", now, "exabgp stopped")
+            self._lock.notify_all()
+
+    def _handle_line(self, line: str) -> None:
+        if line in ("done", "error"):
+            with self._lock:
+                self._pending_acks -= 1
+                self._lock.notify_all()
+            if line == "error":
+                log.warning("exabgp refused a route command (see exabgp's log)")
+            return
+        event = parse_event(line)
+        if event is None:
+            return
+        names = [name for name, address in self._peer_addresses().items() if address == event.peer_address]
+        with self._lock:
+            for name in names:
+                old = self._states.get(name)
+                if old is None or old.state != event.state:
+                    self._states[name] = SessionState(event.state, time.time(), event.reason)
+                    log.info(
+                        "BGP session %s (%s) is %s %s", name, event.peer_address, event.state, event.reason
+                    )
+                if event.state == "Established":
+                    self._resync[name] = time.monotonic() + RESYNC_AFTER_UP_SECONDS
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(
+                    lambda: (
+                        self._stopping or (self._connection is not None and self._wanted_here() != self._sent)
+                    )
+                )
+                if self._stopping:
+                    return
+                connection = self._connection
+                wanted = self._wanted_here()
+                changes = diff_routes(self._sent, wanted)
+                addresses = self._peer_addresses()
+                self._sent = wanted
+                self._pending_acks += len(changes)
+            payload = "".join(command_for(c, addresses[c.session]) + "\n" for c in changes)
+            try:
+                assert connection is not None
+                connection.sendall(payload.encode())
+            except OSError as error:
+                log.warning("exabgp's API relay is gone (%s); routes are sent again on reconnect", error)
+
+    def _wanted_here(self) -> dict[str, frozenset[Route]]:
+        """Wanted routes of the sessions exabgp knows (commands for others would fail)."""
+        known = self._peer_addresses()
+        return {name: routes for name, routes in self._wanted.items() if name in known and routes}
