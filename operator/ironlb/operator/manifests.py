@@ -62,6 +62,7 @@ def operator_cluster_rules() -> list[Manifest]:
         _rule([""], ["services/status"], ["get", "patch", "update"]),
         _rule([""], ["namespaces", "nodes"], READ),
         _rule([""], ["events"], ["create", "patch"]),
+        _rule([""], ["configmaps"], ["get"], ["config"]),  # MetalLB's legacy ConfigMap (legacy.py), polled
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         _rule(
             [GROUP],
@@ -205,7 +206,12 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
     container = {
         "name": "speaker",
         "image": image,
-        "args": ["run", "--settings=/etc/ironlb/settings.json", f"--health-port={HEALTH_PORT}"],
+        "args": [
+            "run",
+            "--settings=/etc/ironlb/settings.json",
+            f"--health-port={HEALTH_PORT}",
+            "--run-dir=/run/ironlb",
+        ],
         "env": env,
         "ports": [
             {"name": "metrics", "containerPort": settings.metrics_port, "protocol": "TCP"},

@@ -1,9 +1,11 @@
 """The speaker process: follows the published configuration and the EndpointSlices, watches its peers'
-heartbeats, and answers ARP/NDP for the IPs this node wins (Layer 2 mode; BGP comes with its own issue).
+heartbeats, answers ARP/NDP for the IPs this node wins (Layer 2) and keeps exabgp announcing what this node
+must (BGP, ``bgp_agent``).
 
 Watches run in threads (list, then watch from the list's resourceVersion, re-list when the server says the
 version is gone); the main loop every ``tick`` seconds sends heartbeats, recomputes ownership (pure) and
-hands the result to the responder, which announces newly owned IPs at once.
+hands the result to the responders, which announce newly owned IPs at once; when anything changed it
+recomputes the BGP routes (pure) and hands them to exabgp's supervisor.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ironlb.operator.events import event_body
 from ironlb.operator.kube import ApiError, KubeClient
 from prometheus_client import Counter, Gauge
 
+from .bgp_agent import BGPAgent
 from .contract import AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
 from .health import Health
 from .heartbeat import HeartbeatSocket, Membership
@@ -97,6 +100,7 @@ class State:
     slices: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # slice -> (service, nodes)
     lock: threading.Lock = field(default_factory=threading.Lock)
     configured: bool = False  # the global configuration has been read at least once
+    version: int = 0  # bumped on every change, so the loop recomputes BGP routes only when needed
 
     def on_configmap(self, kind: str, body: dict[str, Any]) -> None:
         name, data = body["metadata"]["name"], body.get("data") or {}
@@ -104,16 +108,20 @@ class State:
             if "config.json" in data:
                 self.config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
                 self.configured = True
+                self.version += 1
             elif kind == "DELETED":
                 self.shards.pop(name, None)
+                self.version += 1
             elif "announcements.json" in data:
                 self.shards[name] = AnnouncementShard.model_validate_json(data["announcements.json"]).services
+                self.version += 1
 
     def on_endpointslice(self, kind: str, body: dict[str, Any]) -> None:
         metadata = body["metadata"]
         key = f"{metadata['namespace']}/{metadata['name']}"
         service = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
         with self.lock:
+            self.version += 1
             if kind == "DELETED" or service is None:
                 self.slices.pop(key, None)
                 return
@@ -224,6 +232,7 @@ def run(
     stop: threading.Event,
     health: Health | None = None,
     tick: float = 0.05,
+    run_dir: Path = Path("/run/ironlb"),
 ) -> None:
     """The speaker's loop. ``interface`` None: the one holding this node's InternalIP (from the config)."""
     health = health or Health()
@@ -248,6 +257,8 @@ def run(
     next_refresh = time.monotonic() + settings.current.gratuitous_refresh_seconds
     next_settings_check = time.monotonic() + 2
     announced: dict[IPAddress, str] = {}
+    bgp = BGPAgent(kube, node, namespace, run_dir / "exabgp")
+    seen_version = -1
     log.info("speaker %s answering on %s", node, primary)
     try:
         link = LinkWatch(primary, hold_down=members.timeout)
@@ -282,6 +293,10 @@ def run(
                 ANNOUNCING.labels(service, str(address), node).set(1)
             announced = dict(owned)
             OWNED.labels(node=node).set(len(owned))
+            if state.version != seen_version:
+                seen_version = state.version
+                bgp.update(config, announcements, endpoints, primary)
+            bgp.poll()
             if now >= next_settings_check:
                 next_settings_check = now + 2
                 if settings.reload():
@@ -296,6 +311,7 @@ def run(
         config, _, _ = state.snapshot()
         heartbeats.send([a for name, a in config.node_addresses.items() if name != node], leaving=True)
     finally:
+        bgp.stop()  # withdraw routes and close sessions: routers drop this next hop at once
         responders.close()
         heartbeats.close()
 

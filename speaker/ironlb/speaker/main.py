@@ -83,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         settings,
         stop,
         health,
+        run_dir=Path(args.run_dir),
     )
     return 0
 
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="Prometheus port (default: from --settings); 0 disables"
     )
     speaker.add_argument("--health-port", type=int, default=0, help="/healthz and /readyz; 0 disables")
+    speaker.add_argument("--run-dir", default="/run/ironlb", help="a writable directory (exabgp's files)")
     speaker.set_defaults(func=_run)
     return parser
 

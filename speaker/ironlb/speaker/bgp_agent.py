@@ -1,0 +1,173 @@
+"""BGP mode inside the speaker's loop: keeps one exabgp (via ExabgpSupervisor) in line with the published
+configuration and the endpoints, and reports each session's state on its BGPPeer.
+
+The decisions are pure (``exabgp_config_for``, ``bgp_routes``, ``peer_summary``); this module only feeds
+them and writes the results. Each speaker owns its own entry of ``status.nodes`` (server-side apply with a
+field manager per node), so speakers never overwrite each other's entries.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ironlb.operator.kube import ApiError, KubeClient
+from prometheus_client import Gauge
+
+from .bgp_routes import Route, bgp_routes
+from .contract import ExabgpConfig, ExabgpNeighbor, SecretRef, ServiceAnnouncement, SpeakerGlobalConfig
+from .exabgp_process import ExabgpSupervisor, SessionState
+from .interfaces import interface_addresses
+
+log = logging.getLogger("ironlb.speaker.bgp")
+SESSION_UP = Gauge("ironlb_speaker_bgp_session_up", "1 when the session is Established.", ["peer", "node"])
+PREFIXES = Gauge(
+    "ironlb_speaker_bgp_announced_prefixes", "Prefixes announced on a session.", ["peer", "node"]
+)
+PEERS_PATH = "/apis/ironlb.io/v1beta1/namespaces/{namespace}/bgppeers/{name}/status"
+FSM_STATES = frozenset({"Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"})
+REPORT_EVERY = 30.0  # seconds; state changes are reported at once
+
+
+def exabgp_config_for(
+    node: str, config: SpeakerGlobalConfig, v4: str | None, v6: str | None
+) -> ExabgpConfig | None:
+    """exabgp's neighbors for this node: the sessions of the BGPPeers whose node selectors pick it, from
+    the node's own address of the peer's family (or the peer's sourceAddress). None: no session here."""
+    neighbors = []
+    for placement in config.peers:
+        session = placement.session
+        if node not in placement.nodes:
+            continue
+        local = session.source_address or (v6 if session.family == 6 else v4)
+        if local is None or v4 is None:
+            log.warning("no IPv%d address on this node for BGPPeer %s", session.family, session.name)
+            continue
+        neighbors.append(
+            ExabgpNeighbor(session=session, local_address=local, router_id=session.router_id or v4)
+        )
+    if not neighbors:
+        return None
+    return ExabgpConfig(node=node, neighbors=tuple(neighbors), api_command="set-by-the-supervisor")
+
+
+def peer_summary(selected: Sequence[str], nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The BGPPeer's counts from the per-node entries: ``kubectl get bgppeers`` shows established/selected."""
+    established = sum(
+        1 for entry in nodes if entry.get("node") in selected and entry.get("state") == "Established"
+    )
+    return {
+        "selectedNodes": len(selected),
+        "establishedNodes": established,
+        "sessions": f"{established}/{len(selected)}",
+    }
+
+
+def _global_v6(interface: str) -> str | None:
+    for address in interface_addresses().get(interface, []):
+        if address.version == 6 and not address.is_link_local:
+            return str(address)
+    return None
+
+
+class BGPAgent:
+    def __init__(self, kube: KubeClient, node: str, namespace: str, run_dir: Path) -> None:
+        self.kube, self.node, self.namespace, self.run_dir = kube, node, namespace, run_dir
+        self.supervisor: ExabgpSupervisor | None = None
+        self._reported: dict[str, tuple[str, float, int]] = {}
+        self._next_report = 0.0
+        self._selected: dict[str, tuple[str, ...]] = {}
+        self._routes: dict[str, frozenset[Route]] = {}
+
+    def _password(self, ref: SecretRef) -> str | None:
+        """Read a BGP password from its Secret right before exabgp's file is written; never logged."""
+        try:
+            secret = self.kube.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
+        except ApiError as error:
+            log.error("BGP password Secret %s/%s: HTTP %s", ref.namespace, ref.name, error.status)
+            return None
+        value = (secret.get("data") or {}).get(ref.key)
+        return base64.b64decode(value).decode() if value else None
+
+    def update(
+        self,
+        config: SpeakerGlobalConfig,
+        announcements: Sequence[ServiceAnnouncement],
+        endpoints: Mapping[str, frozenset[str]],
+        interface: str,
+    ) -> None:
+        v4 = config.node_addresses.get(self.node)
+        wanted = exabgp_config_for(self.node, config, v4, _global_v6(interface))
+        self._selected = {p.session.name: p.nodes for p in config.peers if self.node in p.nodes}
+        if wanted is None:
+            if self.supervisor is not None:
+                log.info("no BGPPeer selects node %s any more: stopping exabgp", self.node)
+                self.supervisor.stop()
+                self.supervisor = None
+            return
+        if self.supervisor is None:
+            self.supervisor = ExabgpSupervisor(wanted, self.run_dir, self._password)
+            self.supervisor.start()
+            log.info("exabgp started for %d BGP session(s)", len(wanted.neighbors))
+        else:
+            self.supervisor.reconfigure(wanted)
+        routes = bgp_routes(self.node, config, announcements, endpoints)
+        if routes != self._routes:
+            self.supervisor.set_routes(routes)
+            self._routes = routes
+
+    def poll(self) -> None:
+        if self.supervisor is None:
+            return
+        self.supervisor.poll()
+        states = self.supervisor.sessions()
+        now = time.monotonic()
+        due = now >= self._next_report
+        for name, state in states.items():
+            prefixes = len(self._routes.get(name, ()))
+            SESSION_UP.labels(name, self.node).set(1 if state.state == "Established" else 0)
+            PREFIXES.labels(name, self.node).set(prefixes)
+            if due or self._reported.get(name) != (state.state, state.since, prefixes):
+                self._report(name, state, prefixes)
+        if due:
+            self._next_report = now + REPORT_EVERY
+
+    def _report(self, peer: str, state: SessionState, prefixes: int) -> None:
+        entry = {
+            "node": self.node,
+            "state": state.state if state.state in FSM_STATES else "Unknown",
+            "since": datetime.fromtimestamp(state.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "message": state.reason[:1024],
+            "announcedPrefixes": prefixes,
+        }
+        path = PEERS_PATH.format(namespace=self.namespace, name=peer)
+        manifest = {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "BGPPeer",
+            "metadata": {"name": peer, "namespace": self.namespace},
+            "status": {"nodes": [entry]},
+        }
+        try:
+            body = self.kube.apply(path, manifest, field_manager=f"ironlb-speaker-{self.node}")
+            summary = peer_summary(
+                self._selected.get(peer, ()), (body.get("status") or {}).get("nodes") or []
+            )
+            if any((body.get("status") or {}).get(key) != value for key, value in summary.items()):
+                self.kube.merge_patch(path, {"status": summary})
+            self._reported[peer] = (state.state, state.since, prefixes)
+            if state.state == "Established" or state.reason:
+                log.info("BGP session %s from %s: %s %s", peer, self.node, state.state, state.reason)
+        except ApiError as error:
+            log.warning("reporting BGP session %s: HTTP %s %s", peer, error.status, error)
+
+    def stop(self) -> None:
+        """Withdraw every route and close the sessions (a graceful stop: routers drop this next hop now)."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            for name in self._selected:
+                self._report(name, SessionState("Idle", time.time(), "speaker stopped"), 0)
