@@ -81,6 +81,8 @@ def test_plain_manifests_apply_to_the_real_api_server(control_plane: ControlPlan
             "get", "deployment", "-n", "ironlb-system", "ironlb-operator", "-o", "jsonpath={.apiVersion}"
         ).stdout
     )
+    # the session's plane runs the controllers: leave no operator Deployment for later modules' labs
+    control_plane.kubectl("delete", "deployment", "-n", "ironlb-system", "ironlb-operator", "--wait=false")
 
 
 def test_runtime_lock_pins_the_same_versions_as_the_development_lock() -> None:

@@ -3,6 +3,7 @@ kill -9 of the owner's speaker answered by the other node within a second."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +16,14 @@ from ironlb_lab.l2lab import L2Lab
 from ironlb_lab.network import Host
 
 NAMESPACE = "l2-lab"
+L2_POOL = ipaddress.ip_network("203.0.113.160/29")
 
 
 @pytest.fixture(scope="module")
 def l2lab(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L2Lab]:
     with L2Lab(crds_installed, tmp_path_factory.mktemp("l2lab"), namespace=NAMESPACE) as lab:
         cluster = Cluster(crds_installed, namespace=NAMESPACE)
-        cluster.pool("l2-pool", "203.0.113.160/29", labels={})
+        cluster.pool("l2-pool", str(L2_POOL), labels={})
         cluster.apply(
             {
                 "apiVersion": "ironlb.io/v1beta1",
@@ -53,6 +55,8 @@ def _announced_service(l2lab: L2Lab, name: str) -> Announced:
     namespace = cluster.new_namespace()
     cluster.service(namespace, name)
     ip = cluster.wait_ingress(namespace, name)[0]
+    events = [(e["reason"], e["message"]) for e in cluster.events(namespace, name)]
+    assert ipaddress.ip_address(ip) in L2_POOL, f"{name} got {ip}, outside this lab's pool: {events}"
     l2lab.ensure_speakers()  # an earlier test may have stopped one
     expected = owner(ip, ["node1", "node2"])
     assert expected is not None

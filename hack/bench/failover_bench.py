@@ -1,7 +1,8 @@
 """Benchmark: Layer 2 failover, from kill -9 of the owning speaker to the first ARP reply from the new owner.
 
-Run: hack/bench/run.sh failover_bench [trials]   (default 20)
-Real control plane, operator, two speakers in lab node namespaces, ARP asked every 10 ms from the client.
+Run: hack/bench/run.sh failover_bench [trials] [family]   (defaults 20, 4)
+Real control plane, operator, two speakers in lab node namespaces, ARP (family 4) or NDP (family 6, an IPv6
+single-stack Service) asked every 10 ms from the client.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ironlb.operator.kube import KubeClient
 from ironlb.speaker.election import owner
@@ -22,18 +24,20 @@ from bench.stats import percentile
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def main(trials: int) -> None:
+def main(trials: int, family: int = 4) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ironlb-failover-"))
     with ControlPlane(with_controllers=True) as plane:
         plane.install_crds(REPO_ROOT / "crds")
         with L2Lab(plane, workdir) as lab:
-            plane.announce_pool("bench", "203.0.113.200/29")
-            service = {
+            plane.announce_pool("bench", "203.0.113.200/29" if family == 4 else "2001:db8:300::200/125")
+            service: dict[str, Any] = {
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {"name": "web", "namespace": "default"},
                 "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
             }
+            if family == 6:
+                service["spec"] |= {"ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack"}
             plane.kubectl("apply", "-f", "-", input=json.dumps(service))
             kube = KubeClient.from_environment(str(plane.kubeconfig))
             ip = ""
@@ -47,7 +51,8 @@ def main(trials: int) -> None:
                 current = owner(ip, ["node1", "node2"])
                 assert current is not None
                 survivor = "node2" if current == "node1" else "node1"
-                while lab.arp(ip) != macs[current]:  # both speakers up, the elected owner answering
+                # both speakers up, the elected owner answering
+                while (lab.ndp(ip) if family == 6 else lab.arp(ip)) != macs[current]:
                     time.sleep(0.1)
                 seconds = lab.failover(ip, current, macs[survivor])
                 results.append(seconds)
@@ -55,11 +60,11 @@ def main(trials: int) -> None:
                 lab.ensure_speakers()  # the kubelet stand-in restarts the killed speaker's container
                 time.sleep(1.0)  # the restarted owner takes its IP back (it wins the election again)
             print(
-                f"failover over {trials} trials: p50 {percentile(results, 0.5) * 1000:.0f} ms, "
+                f"IPv{family} failover over {trials} trials: p50 {percentile(results, 0.5) * 1000:.0f} ms, "
                 f"p99 {percentile(results, 0.99) * 1000:.0f} ms, max {max(results) * 1000:.0f} ms",
                 flush=True,
             )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20, int(sys.argv[2]) if len(sys.argv) > 2 else 4)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ironlb.operator.manifests import namespace_manifest, rbac
+from ironlb.operator.manifests import OPERATOR_NAME, SPEAKER_NAME, namespace_manifest, rbac
 
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
@@ -25,6 +25,9 @@ from .operator import OperatorProcess
 from .podrunner import LabPodRunner, RunningPod
 
 HACK = Path(__file__).resolve().parents[1]
+DEPLOY_MANIFESTS = HACK.parent / "deploy" / "ironlb.yaml"
+POOLS_V4 = "203.0.113.0/24"  # the lab's Service IPs are on the LAN: client and router reach them on-link
+POOLS_V6 = "2001:db8:300::/64"
 
 
 @dataclass
@@ -38,6 +41,7 @@ class L2Lab:
     workdir: Path
     namespace: str = "ironlb-system"
     nodes: int = 2
+    operator_as_pod: bool = False  # install from deploy/ironlb.yaml: the operator's Deployment runs as pods
     lab: LabNetwork = field(init=False)
 
     def __post_init__(self) -> None:
@@ -46,21 +50,31 @@ class L2Lab:
     def start(self) -> L2Lab:
         self.lab.create()
         try:
-            self._apply(namespace_manifest(self.namespace))
-            for manifest in rbac(self.namespace):
-                if manifest["kind"] == "ClusterRoleBinding":  # one per lab namespace: labs share a plane
-                    manifest["metadata"]["name"] += f"-{self.namespace}"
-                self._apply(manifest)
+            if not self.operator_as_pod:
+                self._apply(namespace_manifest(self.namespace))
+                for manifest in rbac(self.namespace):
+                    if manifest["kind"] == "ClusterRoleBinding":  # one per lab namespace: labs share a plane
+                        manifest["metadata"]["name"] += f"-{self.namespace}"
+                    self._apply(manifest)
             for number in range(1, self.nodes + 1):
                 node = self.lab.node(number)
                 register_node(self.plane, node.role, str(node.v4))
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir).start()
-            self.runner = LabPodRunner(self.lab, self.plane, self.workdir, self.bridge.socket).start()
+            self.runner = LabPodRunner(
+                self.lab, self.plane, self.workdir, self.bridge.socket, frozenset({self.namespace})
+            ).start()
             # the pools' addresses are on the LAN: the client and the router reach them on-link
             for host in (self.lab.client, self.lab.router):
-                host.run("ip", "route", "add", "203.0.113.0/24", "dev", "eth0", check=True)
-            self.operator = OperatorProcess(self.plane, args=("--namespace", self.namespace))
-            self.operator.start()
+                host.run("ip", "route", "add", POOLS_V4, "dev", "eth0", check=True)
+                host.run("ip", "-6", "route", "add", POOLS_V6, "dev", "eth0", check=True)
+            if (
+                self.operator_as_pod
+            ):  # exactly what a user applies: deploy/ironlb.yaml (generated, as the bundle)
+                self.plane.kubectl("apply", "-f", str(DEPLOY_MANIFESTS))
+                self.ensure_operator()
+            else:
+                self.operator = OperatorProcess(self.plane, args=("--namespace", self.namespace))
+                self.operator.start()
             self.ensure_speakers()
         except BaseException:
             self.stop()
@@ -71,7 +85,37 @@ class L2Lab:
         self.plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     def speaker(self, role: str) -> RunningPod | None:
-        return self.runner.process_of(role, "ironlb-speaker-")
+        """This lab's speaker pod on a node (labs sharing a control plane each have their own DaemonSet)."""
+        prefix = f"{self.namespace}/{SPEAKER_NAME}-"
+        with self.runner.lock:
+            return next(
+                (
+                    pod
+                    for pod in self.runner.pods.values()
+                    if pod.node.role == role and pod.key.startswith(prefix) and not pod.deleting
+                ),
+                None,
+            )
+
+    def ensure_operator(self, timeout: float = 60) -> None:
+        """Wait until an operator pod of the Deployment holds the leader Lease (the other one waits)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lease = self.plane.kubectl(
+                "get",
+                "lease",
+                OPERATOR_NAME,
+                "-n",
+                self.namespace,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+                check=False,
+            ).stdout.strip()
+            if lease.startswith(OPERATOR_NAME):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no operator pod took the lease in {timeout:.0f} s")
+            time.sleep(0.2)
 
     def ensure_speakers(self, timeout: float = 60) -> None:
         """Wait until every node runs a ready speaker pod; one a test stopped is restarted at once."""
@@ -100,6 +144,12 @@ class L2Lab:
     def stop(self) -> None:
         if getattr(self, "operator", None) is not None:
             self.operator.stop()
+            # the Nodes outlive the lab on a shared plane: the next lab's runner must not run these pods
+            self.plane.kubectl(
+                *("delete", "daemonset", SPEAKER_NAME, "-n", self.namespace, "--ignore-not-found"),
+                "--wait=false",
+                check=False,
+            )
         if getattr(self, "runner", None) is not None:
             self.runner.stop()
         if getattr(self, "bridge", None) is not None:
@@ -119,8 +169,16 @@ class L2Lab:
         match = re.search(r"from ([0-9a-f:]{17})", result.stdout.lower())
         return match.group(1) if match else ""
 
+    def ndp(self, ip: str) -> str:
+        """The MAC that answers a Neighbor Solicitation for ``ip`` on the client's segment ('' if none)."""
+        result = self.lab.client.run("ndisc6", "-1", "-r", "1", "-w", "1000", ip, "eth0")
+        match = re.search(r"link-layer address: ([0-9a-f:]{17})", result.stdout.lower())
+        return match.group(1) if match else ""
+
     def watch_arp(self, ip: str, seconds: float) -> subprocess.Popen[str]:
-        """Start asking for ``ip`` every 10 ms from the client; read the JSON of MAC changes at the end."""
+        """Start asking for ``ip`` every 10 ms from the client (ARP, or NDP for an IPv6 ``ip``); read the
+        JSON of MAC changes at the end."""
+        v6 = ":" in ip
         watch = subprocess.Popen(
             [
                 "ip",
@@ -131,9 +189,9 @@ class L2Lab:
                 f"PYTHONPATH={HACK}",
                 sys.executable,
                 "-m",
-                "bench.arp_watch",
+                "bench.ndp_watch" if v6 else "bench.arp_watch",
                 ip,
-                str(self.lab.client.v4),
+                str(self.lab.client.v6 if v6 else self.lab.client.v4),
                 str(seconds),
             ],
             stdout=subprocess.PIPE,
@@ -146,7 +204,7 @@ class L2Lab:
 
     def failover(self, ip: str, victim: str, survivor_mac: str, graceful: bool = False) -> float:
         """Stop the victim's speaker (kill -9, or SIGTERM when ``graceful``); seconds until the client first
-        hears the survivor answer ARP."""
+        hears the survivor answer ARP (NDP for an IPv6 ``ip``)."""
         watch = self.watch_arp(ip, 3)
         time.sleep(0.3)
         killed = time.time()

@@ -104,6 +104,7 @@ class LabPodRunner:
     plane: ControlPlane
     workdir: Path
     api_socket: Path
+    namespaces: frozenset[str] = frozenset()  # run only pods of these namespaces (labs may share a plane)
     restart_delay: float = 10.0
     pods: dict[str, RunningPod] = field(default_factory=dict)
 
@@ -161,7 +162,7 @@ class LabPodRunner:
     def _on_pod(self, kind: str, pod: Json, nodes: set[str]) -> None:
         metadata, spec = pod["metadata"], pod["spec"]
         key = f"{metadata['namespace']}/{metadata['name']}"
-        if spec.get("nodeName") not in nodes:
+        if spec.get("nodeName") not in nodes or metadata["namespace"] not in self.namespaces:
             return
         containers = spec.get("containers") or []
         if len(containers) != 1 or entry_point(containers[0].get("image", "")) is None:

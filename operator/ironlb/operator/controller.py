@@ -18,6 +18,14 @@ from .allocator import Allocation, Allocator, Failure, PoolConfig, SharingClaim
 from .api import GROUP, VERSION, BGPAdvertisementSpec, BGPPeerSpec, IPAddressPoolSpec, L2AdvertisementSpec
 from .conditions import now
 from .kube import ApiError, KubeClient, custom_path, service_path
+from .legacy import (
+    CONFIGMAP_NAME,
+    EVENT_REASON,
+    METALLB_NAMESPACE,
+    LegacyObjects,
+    carried_over,
+    legacy_objects,
+)
 from .metrics import ALLOCATION_FAILURES, ALLOCATIONS, POOL_ADDRESSES, POOL_IN_USE, SERVICES_WITH_IP
 from .poolstatus import advertisement_status, pool_status
 from .publisher import Publisher
@@ -65,6 +73,11 @@ class Controller:
         self.peers: dict[str, BGPPeerSpec] = {}
         self.node_labels: dict[str, dict[str, str]] = {}
         self.node_addresses: dict[str, str] = {}
+        # MetalLB's legacy ConfigMap `config`: namespace -> body, and the reading applied from it
+        self.legacy = LegacyObjects()  # the one in force: the operator's namespace wins over metallb-system
+        self._legacy_sources: dict[str, Body] = {}
+        self._legacy_readings: dict[str, LegacyObjects] = {}
+        self.legacy_poller: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------- start-up
     def rebuild(self) -> int:
@@ -82,6 +95,9 @@ class Controller:
             self._remember_node(node)
         for peer in self.kube.list_all(custom_path(GROUP, VERSION, self.namespace, "bgppeers")):
             self.peers[peer["metadata"]["name"]] = BGPPeerSpec.model_validate(peer.get("spec") or {})
+        for where, source in self.read_legacy_sources().items():  # legacy pools exist before adoption
+            self._take_legacy_source(where, source)
+        self._apply_legacy()
         self._refresh_global()
         services = [s for s in self.kube.list_all("/api/v1/services") if self.service_filter.handles(s)]
         services.sort(key=lambda s: (s["metadata"].get("creationTimestamp", ""), service_key(s)))
@@ -226,6 +242,8 @@ class Controller:
         if deleted:
             self.pools.pop(name, None)
             self.allocator.remove_pool(name)
+            if name in self.legacy.pools:  # the legacy ConfigMap's pool of that name is in force again
+                self.allocator.upsert_pool(self.legacy.pool_config(name))
             self._written_pool_status.pop(name, None)
             for gauge, family in ((g, f) for g in (POOL_ADDRESSES, POOL_IN_USE) for f in ("IPv4", "IPv6")):
                 with contextlib.suppress(KeyError):
@@ -243,6 +261,10 @@ class Controller:
         self._republish_all()  # pool labels decide which advertisements announce it
         self._dirty_advertisements.update(self.advertisement_bodies)  # a named pool may exist now, or not
         await self._after_config_change()
+        self._report_outside(name)
+
+    def _report_outside(self, name: str) -> None:
+        """Services keep IPs a pool no longer holds (never moved); each one is told once."""
         for service in self.allocator.services_outside_pool(name):
             allocation = self.allocator.allocation_of(service)
             if service in self.services and allocation is not None:
@@ -297,13 +319,102 @@ class Controller:
             self.peers[name] = BGPPeerSpec.model_validate(body.get("spec") or {})
         self._refresh_global()
 
+    # ------------------------------------------------------------------------- the legacy ConfigMap
+    def read_legacy_sources(self) -> dict[str, Body | None]:
+        """GET `config` in our namespace and metallb-system (blocking); absent or forbidden is None."""
+        sources: dict[str, Body | None] = {}
+        for namespace in dict.fromkeys((self.namespace, METALLB_NAMESPACE)):
+            try:
+                sources[namespace] = self.kube.get(
+                    f"/api/v1/namespaces/{namespace}/configmaps/{CONFIGMAP_NAME}"
+                )
+            except ApiError as error:
+                if error.status not in (403, 404):
+                    raise
+                sources[namespace] = None
+        return sources
+
+    def _take_legacy_source(self, namespace: str, body: Body | None) -> bool:
+        """Remember one ConfigMap's reading; True when it changed (only ``data`` and identity count)."""
+        previous = self._legacy_sources.get(namespace)
+        if _legacy_identity(previous) == _legacy_identity(body):
+            if body is not None:
+                self._legacy_sources[namespace] = body
+            return False
+        if previous is not None:  # a new content or a new object gets its own Warning event
+            self._last_event.pop(_object_key(previous), None)
+        if body is None:
+            self._legacy_sources.pop(namespace, None)
+            self._legacy_readings.pop(namespace, None)
+        else:
+            self._legacy_sources[namespace] = body
+            last = self._legacy_readings.get(namespace, LegacyObjects())
+            self._legacy_readings[namespace] = carried_over(last, legacy_objects(body))
+        return True
+
+    def _apply_legacy(self) -> set[str]:
+        """Put the reading in force into the allocator (CRD pools of the same name win); say so on it.
+
+        Returns the legacy pools whose addresses changed or vanished, whose Services may now be outside.
+        """
+        chosen = next((ns for ns in (self.namespace, METALLB_NAMESPACE) if ns in self._legacy_readings), None)
+        old, self.legacy = self.legacy, self._legacy_readings[chosen] if chosen else LegacyObjects()
+        changed = {name for name in old.pools if old.pools[name] != self.legacy.pools.get(name)}
+        for name in self.legacy.pools:
+            if name not in self.pools and (
+                old.pools.get(name) != self.legacy.pools[name] or self.allocator.pool_config(name) is None
+            ):
+                self.allocator.upsert_pool(self.legacy.pool_config(name))
+        for name in old.pools:
+            if name not in self.legacy.pools and name not in self.pools:
+                self.allocator.remove_pool(name)
+        for namespace, body in self._legacy_sources.items():
+            if namespace == chosen:
+                self._event_once(body, "legacy", "Warning", EVENT_REASON, self.legacy.warning())
+            else:
+                message = f"not used: {chosen}/{CONFIGMAP_NAME} is in force (the operator's namespace wins)"
+                self._event_once(body, "legacy", "Warning", EVENT_REASON, message)
+        return {name for name in changed if name not in self.pools}
+
+    async def set_legacy_source(self, namespace: str, body: Body | None) -> None:
+        """A legacy ConfigMap appeared, changed or vanished: re-apply it and re-evaluate what it can help."""
+        if not self._take_legacy_source(namespace, body):
+            return
+        changed = self._apply_legacy()
+        log.info("legacy ConfigMap %s/%s %s", namespace, CONFIGMAP_NAME, "read" if body else "gone")
+        self._dirty_pools.update(self.pools)
+        self._dirty_advertisements.update(self.advertisement_bodies)
+        self._refresh_global()
+        self._republish_all()
+        await self._after_config_change()
+        for name in sorted(changed):
+            self._report_outside(name)
+
+    async def poll_legacy(self) -> None:
+        """One poll of both ConfigMaps (two GETs): cheaper than watching every ConfigMap in the cluster."""
+        for namespace, body in (await asyncio.to_thread(self.read_legacy_sources)).items():
+            await self.set_legacy_source(namespace, body)
+
     # ---------------------------------------------------------------------------- speaker configuration
+    def all_advertisements(self) -> dict[tuple[str, str], L2AdvertisementSpec | BGPAdvertisementSpec]:
+        """The legacy ConfigMap's advertisements and the CRDs'; a CRD object of the same name wins."""
+        return {**self.legacy.advertisements, **self.advertisements}
+
+    def all_peers(self) -> dict[str, BGPPeerSpec]:
+        return {**self.legacy.peers, **self.peers}
+
     def _l2_specs(self) -> dict[str, L2AdvertisementSpec]:
-        return {name: s for (_, name), s in self.advertisements.items() if isinstance(s, L2AdvertisementSpec)}
+        return {
+            name: s
+            for (_, name), s in self.all_advertisements().items()
+            if isinstance(s, L2AdvertisementSpec)
+        }
 
     def _bgp_specs(self) -> dict[str, BGPAdvertisementSpec]:
         return {
-            name: s for (_, name), s in self.advertisements.items() if isinstance(s, BGPAdvertisementSpec)
+            name: s
+            for (_, name), s in self.all_advertisements().items()
+            if isinstance(s, BGPAdvertisementSpec)
         }
 
     def _refresh_global(self) -> None:
@@ -311,7 +422,7 @@ class Controller:
             global_config(
                 self._l2_specs(),
                 self._bgp_specs(),
-                self.peers,
+                self.all_peers(),
                 self.node_labels,
                 self.namespace,
                 self.node_addresses,
@@ -369,7 +480,7 @@ class Controller:
         """Whether any advertisement selects the pool (by name, by label, or by selecting every pool)."""
         config = self.allocator.pool_config(pool)
         labels = config.labels if config else {}
-        return any(selects_pool(spec, pool, labels) for spec in self.advertisements.values())
+        return any(selects_pool(spec, pool, labels) for spec in self.all_advertisements().values())
 
     async def _after_config_change(self) -> None:
         """Re-evaluate only the Services the change can help: those without an IP or missing a family."""
@@ -421,7 +532,11 @@ class Controller:
             body, spec = self.advertisement_bodies.get(key), self.advertisements.get(key)
             if body is None or spec is None:
                 continue
-            missing = [name for name in spec.ip_address_pools or [] if name not in self.pools]
+            missing = [
+                name
+                for name in spec.ip_address_pools or []
+                if name not in self.pools and name not in self.legacy.pools
+            ]
             previous = (body.get("status") or {}).get("conditions") or []
             status = advertisement_status(missing, previous, body["metadata"].get("generation"), now())
             if previous and [(c["status"], c["message"]) for c in previous] == [
@@ -474,6 +589,14 @@ class Controller:
             return
         posted[topic] = (reason, message)
         self._event(body, kind, reason, message)
+
+
+def _legacy_identity(body: Body | None) -> tuple[str, str, Any] | None:
+    """What makes a legacy ConfigMap a different one to read: its object and its data, not its labels."""
+    if body is None:
+        return None
+    metadata = body.get("metadata") or {}
+    return (str(metadata.get("uid", "")), str(metadata.get("namespace", "")), body.get("data"))
 
 
 def _object_key(body: Body) -> str:

@@ -47,6 +47,7 @@ def build_registry(
     installer: SpeakerInstaller,
     status_interval: float = 0.5,
     resync_seconds: float = 30.0,
+    legacy_seconds: float = 5.0,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -77,8 +78,18 @@ def build_registry(
                 await _with_retries("installing the speakers", installer.reconcile)
                 await asyncio.sleep(resync_seconds)
 
+        async def poll_legacy_configmaps() -> None:
+            """Two GETs per period: a kopf watch would need list/watch on every ConfigMap in the cluster."""
+            while True:
+                await asyncio.sleep(legacy_seconds)
+                try:
+                    await _with_retries("reading the legacy ConfigMaps", controller.poll_legacy)
+                except Exception:  # a surprise in one reading must not end the polling
+                    log.exception("reading the legacy ConfigMaps")
+
         controller.background = asyncio.create_task(write_pool_statuses())
         controller.speaker_keeper = asyncio.create_task(keep_speakers())
+        controller.legacy_poller = asyncio.create_task(poll_legacy_configmaps())
 
     def forward(group: str, version: str, plural: str, handle: EventHandler) -> None:
         """Every watched kind the same way: a snapshot of the body, DELETED or not, retried on API errors."""

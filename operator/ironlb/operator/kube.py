@@ -89,9 +89,13 @@ class KubeClient:
             timeout=timeout,
             retries=False,
         )
+        if response.status >= 400:  # the body is a Status object, or plain text ("404 page not found")
+            try:
+                message = str(json.loads(response.data).get("message"))
+            except (ValueError, AttributeError):
+                message = response.data[:200].decode(errors="replace")
+            raise ApiError(response.status, message)
         payload: Json = json.loads(response.data) if response.data else {}
-        if response.status >= 400:
-            raise ApiError(response.status, str(payload.get("message") or response.data[:200]))
         return payload
 
     def get(self, path: str, query: dict[str, str] | None = None) -> Json:

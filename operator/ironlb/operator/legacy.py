@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -98,6 +98,8 @@ class LegacyConfig:
     peers: Mapping[str, BGPPeerSpec] = field(default_factory=dict)
     passwords: Mapping[str, str] = field(default_factory=dict)  # peer name -> plaintext, not in its spec
     problems: tuple[Problem, ...] = ()
+    readable: bool = True  # False: not YAML or not a mapping, so nothing in it can be trusted
+    rejected_pools: frozenset[str] = frozenset()  # names of pool entries left out for their problems
 
 
 def _legacy_name(key: str) -> str:
@@ -140,12 +142,12 @@ def parse_legacy_config(text: str) -> LegacyConfig:
     try:
         document = yaml.load(text, Loader=YamlLoader)  # a SafeLoader
     except yaml.YAMLError as error:
-        return LegacyConfig(problems=(Problem(CONFIGMAP_KEY, f"not YAML: {error}"),))
+        return LegacyConfig(problems=(Problem(CONFIGMAP_KEY, f"not YAML: {error}"),), readable=False)
     if document is None:
         return LegacyConfig()
     top = _mapping(document, CONFIGMAP_KEY, problems)
     if top is None:
-        return LegacyConfig(problems=tuple(problems))
+        return LegacyConfig(problems=tuple(problems), readable=False)
     for key in top:
         if key not in _TOP_KEYS:
             reason = _NOT_SUPPORTED.get(key, f"unknown key (known: {', '.join(_TOP_KEYS)})")
@@ -154,13 +156,17 @@ def parse_legacy_config(text: str) -> LegacyConfig:
     pools: dict[str, IPAddressPoolSpec] = {}
     l2: dict[str, L2AdvertisementSpec] = {}
     bgp: dict[str, BGPAdvertisementSpec] = {}
+    named: set[str] = set()
     for index, raw in enumerate(_sequence(top.get("address-pools"), "address-pools", problems)):
         _pool(raw, f"address-pools[{index}]", communities, (pools, l2, bgp), problems)
+        if isinstance(raw, dict) and is_object_name(raw.get("name")):
+            named.add(raw["name"])
     peers: dict[str, BGPPeerSpec] = {}
     passwords: dict[str, str] = {}
     for index, raw in enumerate(_sequence(top.get("peers"), "peers", problems)):
         _peer(raw, f"peers[{index}]", peers, passwords, problems)
-    return LegacyConfig(pools, l2, bgp, peers, passwords, tuple(problems))
+    rejected = frozenset(named - set(pools))
+    return LegacyConfig(pools, l2, bgp, peers, passwords, tuple(problems), rejected_pools=rejected)
 
 
 def _communities(raw: Any, problems: list[Problem]) -> dict[str, str]:
@@ -370,10 +376,16 @@ class LegacyObjects:
     )  # keyed (kind, name) like Controller.advertisements
     peers: Mapping[str, BGPPeerSpec] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
+    readable: bool = True
+    rejected_pools: frozenset[str] = frozenset()
+
+    def pool_config(self, name: str) -> PoolConfig:
+        """One pool as the allocator takes it (no labels: advertisements select it by name)."""
+        return PoolConfig.from_spec(name, self.pools[name], {}, self.created)
 
     def pool_configs(self) -> dict[str, PoolConfig]:
-        """The pools as the allocator takes them (no labels: advertisements select them by name)."""
-        return {name: PoolConfig.from_spec(name, spec, {}, self.created) for name, spec in self.pools.items()}
+        """The pools as the allocator takes them."""
+        return {name: self.pool_config(name) for name in self.pools}
 
     def warning(self) -> str:
         """The Warning event on the ConfigMap: use the CRDs; and what was not understood."""
@@ -404,7 +416,7 @@ def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:
     source = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
     text = (body.get("data") or {}).get(CONFIGMAP_KEY)
     if not isinstance(text, str):
-        return LegacyObjects(source, problems=(Problem(f"data.{CONFIGMAP_KEY}", "missing"),))
+        return LegacyObjects(source, problems=(Problem(f"data.{CONFIGMAP_KEY}", "missing"),), readable=False)
     config = parse_legacy_config(text)
     problems = list(config.problems)
     for name in config.passwords:
@@ -426,4 +438,33 @@ def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:
         advertisements,
         dict(config.peers),
         tuple(problems),
+        config.readable,
+        config.rejected_pools,
     )
+
+
+def carried_over(previous: LegacyObjects, current: LegacyObjects) -> LegacyObjects:
+    """What the operator applies after an edit: a broken edit must not take away what worked.
+
+    The API server rejects a broken CRD edit and the old spec stays; a ConfigMap has no such guard, so
+    the operator keeps the last reading when the new text cannot be read at all, and keeps the last good
+    version of a pool (and its advertisements) whose entry is now rejected. Everything else is applied.
+    """
+    if not current.readable:
+        kept = bool(previous.pools or previous.advertisements or previous.peers)
+        note = Problem(CONFIGMAP_KEY, "unreadable; the last readable version stays in force")
+        notes: tuple[Problem, ...] = (note,) if kept else ()
+        return replace(previous, source=current.source, problems=current.problems + notes, readable=False)
+    kept_pools = sorted(name for name in current.rejected_pools if name in previous.pools)
+    if not kept_pools:
+        return current
+    pools = {**current.pools, **{name: previous.pools[name] for name in kept_pools}}
+    advertisements = dict(current.advertisements)
+    for key, spec in previous.advertisements.items():
+        if set(spec.ip_address_pools or ()) & set(kept_pools) and key not in advertisements:
+            advertisements[key] = spec
+    notes = tuple(
+        Problem(f"pool {name}", "its entry is rejected; its last good version stays in force")
+        for name in kept_pools
+    )
+    return replace(current, pools=pools, advertisements=advertisements, problems=current.problems + notes)

@@ -1,0 +1,103 @@
+"""Benchmark: resident memory of the full speaker (`ironlb-speaker run`, the DaemonSet's pod as the lab runs
+it) idle and once it answers for COUNT Service IPs.
+Run: hack/bench/run.sh speaker_rss_bench [count]   (default 1000; needs root for network namespaces)
+
+One lab node, so its speaker owns every IP. The Services are IPv6 single-stack without NodePorts: the
+documentation IPv4 ranges are /24s, too small for 1,000 ClusterIPs or load-balancer IPs.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ironlb.operator.kube import KubeClient
+from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.l2lab import L2Lab
+
+from bench.stats import rss_mib
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "bench"
+POOL = "2001:db8:300::/118"  # 1,024 addresses
+METRICS = "http://127.0.0.1:7473/metrics"
+
+
+def service(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "type": "LoadBalancer",
+            "ipFamilies": ["IPv6"],
+            "ipFamilyPolicy": "SingleStack",
+            "selector": {"app": name},
+            "ports": [{"port": 80}],
+            "allocateLoadBalancerNodePorts": False,
+        },
+    }
+
+
+def hwm_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process in MiB."""
+    match = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+def main(count: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="ironlb-speaker-rss-"))
+    with ControlPlane(with_controllers=True, service_cidrs="2001:db8:5e::/108,192.0.2.0/24") as plane:
+        plane.install_crds(REPO_ROOT / "crds")
+        kube = KubeClient.from_environment(str(plane.kubeconfig))
+        with L2Lab(plane, workdir, nodes=1) as lab:
+            plane.announce_pool("rss", POOL)
+            kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+            node = lab.lab.node(1)
+            pod = lab.speaker(node.role)
+            assert pod is not None and pod.process is not None
+            pid = pod.process.pid
+            # `ip netns exec` execs the speaker, so the pod's PID is the speaker's own Python process
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            print(f"speaker pid {pid}: {' '.join(c.decode() for c in command[:3])} (children: {children})")
+
+            def announced() -> int:
+                metrics = node.run("curl", "-s", METRICS).stdout
+                match = re.search(r'^ironlb_speaker_announced_ips\{node="node1"\} (\S+)', metrics, re.M)
+                return int(float(match.group(1))) if match else -1
+
+            time.sleep(10)
+            print(f"speaker RSS idle ({announced()} IPs): {rss_mib(pid):.1f} MiB", flush=True)
+            began = time.monotonic()
+            with ThreadPoolExecutor(8) as pool:
+                list(
+                    pool.map(
+                        lambda n: kube.request(
+                            "POST", f"/api/v1/namespaces/{NAMESPACE}/services", service(f"svc-{n:04d}")
+                        ),
+                        range(count),
+                    )
+                )
+            while (owned := announced()) < count:
+                if time.monotonic() - began > 600:
+                    raise TimeoutError(f"the speaker announces {owned} of {count} IPs")
+                time.sleep(0.5)
+            print(f"{count} Services created and announced in {time.monotonic() - began:.1f} s", flush=True)
+            time.sleep(10)  # the takeover reports (Service annotation + Event per IP) are done
+            sample = random.Random(1).sample(range(1, count + 1), 20)
+            answered = sum(lab.ndp(f"2001:db8:300::{n:x}") == node.mac() for n in sample)
+            print(f"NDP from the client: {answered} of 20 sampled IPs answered by node1")
+            print(
+                f"speaker RSS with {owned} owned IPs: {rss_mib(pid):.1f} MiB (peak {hwm_mib(pid):.1f} MiB)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
