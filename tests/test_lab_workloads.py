@@ -1,6 +1,7 @@
-"""The seed scenario's data path in Layer 2 mode: a pod behind a lab node serves HTTP, the Service
-(externalTrafficPolicy Local, the seed's annotation) gets an IP, the node with the pod answers ARP for it, and
-curl from the client reaches the server; when the pod moves to another node, the IP follows."""
+"""The seed scenario's data path in Layer 2 mode: the seed's VirtualMachine runs as a virt-launcher pod behind
+a lab node serving nginx, the Service (externalTrafficPolicy Local, the seed's annotation) gets an IP, the
+node with the pod answers ARP for it, and curl from the client reaches nginx; when the VM live-migrates to
+another node, the IP follows it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from clusterhelpers import Cluster, wait_until
 from ironlb.operator.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.kubevirt import LabKubeVirt
 from ironlb_lab.l2lab import L2Lab
 from ironlb_lab.workloads import LabKubelet, LabProxy
 
@@ -34,7 +36,7 @@ SEED_SERVICE = {
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L2Lab, LabKubelet]]:
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L2Lab, LabKubeVirt]]:
     workdir = tmp_path_factory.mktemp("workloads")
     with ControlPlane(with_controllers=True) as plane:
         plane.install_crds(REPO_ROOT / "crds")
@@ -42,9 +44,13 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L2Lab, La
             plane.announce_pool("addresspool-sample1", "203.0.113.1-203.0.113.16")
             kube = KubeClient.from_environment(str(plane.kubeconfig))
             proxy = LabProxy(l2.lab, kube).start()
+            virt = LabKubeVirt(LabKubelet(l2.lab, plane, workdir), nodes=[2])
+            virt.install()
+            virt.start()
             try:
-                yield l2, LabKubelet(l2.lab, plane, workdir)
+                yield l2, virt
             finally:
+                virt.stop()
                 proxy.stop()
 
 
@@ -53,25 +59,26 @@ def _curl(l2: L2Lab, url: str) -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
-def test_curl_from_the_client_reaches_the_pod_and_the_ip_follows_the_pod(
-    seeded: tuple[L2Lab, LabKubelet],
+def test_curl_from_the_client_reaches_the_vm_and_the_ip_follows_a_live_migration(
+    seeded: tuple[L2Lab, LabKubeVirt],
 ) -> None:
-    l2, kubelet = seeded
+    l2, virt = seeded
     cluster = Cluster(l2.plane)
-    namespace = cluster.new_namespace()
-    wait_until(lambda: cluster.get("serviceaccount", "default", namespace), 30, "the default ServiceAccount")
-    kubelet.run_pod(2, "fedora-nginx", namespace, {"metallb-service": "nginx"})
-    l2.plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(SEED_SERVICE))
-    ip = cluster.wait_ingress(namespace, "metallb-nginx-svc")[0]
+    wait_until(lambda: cluster.get("serviceaccount", "default", "default"), 30, "the default ServiceAccount")
+    l2.plane.kubectl("apply", "-f", str(REPO_ROOT / "docs" / "examples" / "seed" / "vm.yaml"))
+    wait_until(lambda: virt.pod_of("default", "fedora-nginx"), 30, "the VM's virt-launcher pod")
+    l2.plane.kubectl("apply", "-n", "default", "-f", "-", input=json.dumps(SEED_SERVICE))
+    ip = cluster.wait_ingress("default", "metallb-nginx-svc")[0]
     assert ip.startswith("203.0.113.")
     macs = {f"node{n}": l2.lab.node(n).mac() for n in (1, 2)}
-    wait_until(lambda: l2.arp(ip) == macs["node2"], 30, "the node with the pod to answer for the IP")
-    page = wait_until(lambda: _curl(l2, f"http://{ip}:5678/"), 30, "curl to reach the server")
-    assert "served by fedora-nginx on node2" in page
+    wait_until(lambda: l2.arp(ip) == macs["node2"], 30, "the node with the VM to answer for the IP")
+    page = wait_until(lambda: _curl(l2, f"http://{ip}:5678/"), 30, "curl to reach nginx in the VM")
+    assert "Welcome to nginx!" in page and "fedora-nginx on node node2" in page
 
-    # the VM moves (live migration): its pod now runs behind node1, and the IP follows it
-    l2.plane.kubectl("delete", "pod", "fedora-nginx", "-n", namespace, "--wait=false")
-    kubelet.run_pod(1, "fedora-nginx-migrated", namespace, {"metallb-service": "nginx"})
-    wait_until(lambda: l2.arp(ip) == macs["node1"], 30, "the IP to follow the pod to node1")
-    moved = wait_until(lambda: "node1" in (p := _curl(l2, f"http://{ip}:5678/")) and p, 30, "curl via node1")
-    assert "served by fedora-nginx-migrated on node1" in moved
+    # live migration: the VM's new pod starts behind node1 and is Ready before the old one goes
+    virt.migrate("default", "fedora-nginx", 1)
+    wait_until(lambda: l2.arp(ip) == macs["node1"], 30, "the IP to follow the VM to node1")
+    moved = wait_until(
+        lambda: "on node node1" in (p := _curl(l2, f"http://{ip}:5678/")) and p, 30, "curl via node1"
+    )
+    assert "Welcome to nginx!" in moved

@@ -6,18 +6,16 @@ the lab's bridge (documentation addresses only) and times the Neighbor Advertise
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from ironlb_lab.network import LabNetwork
 
-from bench.arp_bench import HACK, start_responder
-from bench.stats import percentile
+from bench.l2bench import Wording, arguments, print_report, run_probe, start_responder
 
 TARGET = "2001:db8:300::10"
+WORDING = Wording("NS -> NA", "solicitations", "advertisements", "answers/s")
 
 
 def main(count: int, flood_seconds: float) -> None:
@@ -25,35 +23,9 @@ def main(count: int, flood_seconds: float) -> None:
     with LabNetwork(nodes=1) as lab:
         lab.client.run("ip", "-6", "route", "add", "2001:db8:300::/64", "dev", "eth0", check=True)
         start_responder(lab, [TARGET], workdir / "responder.log")
-        probe = lab.client.run(
-            "env",
-            f"PYTHONPATH={HACK}",
-            sys.executable,
-            "-m",
-            "bench.ndp_probe",
-            TARGET,
-            str(lab.client.v6),
-            str(count),
-            str(flood_seconds),
-            timeout=600,
-            check=True,
-        )
-        result = json.loads(probe.stdout)
-        latencies = result["latencies"]
-        print(
-            f"NS -> NA at the client: p50 {percentile(latencies, 0.5) * 1e6:.0f} us, "
-            f"p99 {percentile(latencies, 0.99) * 1e6:.0f} us, max {max(latencies) * 1e6:.0f} us "
-            f"over {len(latencies)} solicitations ({result['lost']} lost); "
-            f"mean {statistics.mean(latencies) * 1e6:.0f} us"
-        )
-        rate = result["flood_received"] / result["flood_seconds"]
-        print(
-            f"flood for {flood_seconds:.0f} s: {result['flood_sent']} solicitations sent, "
-            f"{result['flood_received']} advertisements = {rate:.0f} answers/s",
-            flush=True,
-        )
+        result = run_probe(lab, "ndp_probe", TARGET, str(lab.client.v6), count, flood_seconds)
+        print_report(result, WORDING)
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    main(int(arguments[0]) if arguments else 2000, float(arguments[1]) if len(arguments) > 1 else 3.0)
+    main(*arguments(sys.argv[1:]))

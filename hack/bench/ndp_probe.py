@@ -8,12 +8,10 @@ Usage (with hack/ on PYTHONPATH): python -m bench.ndp_probe TARGET OUR_IP COUNT 
 from __future__ import annotations
 
 import ipaddress
-import json
-import socket
 import struct
 import sys
-import time
-from pathlib import Path
+
+from bench.l2probe import Family, mac_text, probe_main
 
 ETH_P_IPV6 = 0x86DD
 ICMPV6 = 58
@@ -54,8 +52,7 @@ def advertised_mac(frame: bytes, target: bytes) -> str | None:
         or frame[62:78] != target
     ):
         return None
-    raw = frame[80:86] if len(frame) >= 86 and frame[78:80] == b"\x02\x01" else frame[6:12]
-    return ":".join(f"{b:02x}" for b in raw)
+    return mac_text(frame[80:86] if len(frame) >= 86 and frame[78:80] == b"\x02\x01" else frame[6:12])
 
 
 def override(frame: bytes) -> bool:
@@ -63,64 +60,7 @@ def override(frame: bytes) -> bool:
     return bool(frame[58] & 0x20)
 
 
-def open_socket() -> tuple[socket.socket, bytes]:
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IPV6))
-    sock.bind(("eth0", ETH_P_IPV6))
-    our_mac = bytes.fromhex(Path("/sys/class/net/eth0/address").read_text().strip().replace(":", ""))
-    return sock, our_mac
-
-
-def answers_waiting(sock: socket.socket, wanted: bytes) -> int:
-    """Drain a non-blocking socket, counting the advertisements for ``wanted``."""
-    count = 0
-    while True:
-        try:
-            count += advertised_mac(sock.recv(2048), wanted) is not None
-        except BlockingIOError:
-            return count
-
-
-def main(target: str, our_ip: str, count: int, flood_seconds: float) -> None:
-    sock, our_mac = open_socket()
-    frame, wanted = solicitation(our_mac, our_ip, target), ipaddress.IPv6Address(target).packed
-    sock.settimeout(0.5)
-    latencies, lost = [], 0
-    for _ in range(count):
-        sent = time.perf_counter()
-        sock.send(frame)
-        while True:
-            try:
-                reply = sock.recv(2048)
-            except TimeoutError:
-                lost += 1
-                break
-            if advertised_mac(reply, wanted) is not None:
-                latencies.append(time.perf_counter() - sent)
-                break
-    sock.setblocking(False)
-    sent_count = received = 0
-    end = time.perf_counter() + flood_seconds
-    while time.perf_counter() < end:
-        try:
-            sock.send(frame)
-            sent_count += 1
-        except BlockingIOError:
-            pass
-        received += answers_waiting(sock, wanted)
-    time.sleep(0.2)  # the last answers still in flight
-    received += answers_waiting(sock, wanted)
-    print(
-        json.dumps(
-            {
-                "latencies": latencies,
-                "lost": lost,
-                "flood_sent": sent_count,
-                "flood_received": received,
-                "flood_seconds": flood_seconds,
-            }
-        )
-    )
-
+NDP = Family(ETH_P_IPV6, solicitation, advertised_mac)
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    probe_main(NDP, sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import urllib3
@@ -20,6 +19,7 @@ from ironlb.operator.kube import ApiError, KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.operator import OperatorProcess
 
+from bench.services import create_service, create_services
 from bench.stats import percentile, rss_mib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,34 +60,6 @@ class IngressWatcher:
                 self.changed.wait(remaining)
 
 
-def service(name: str) -> dict[str, object]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "type": "LoadBalancer",
-            "ipFamilies": ["IPv6"],
-            "selector": {"app": name},
-            "ports": [{"port": 80}],
-            # no NodePorts: the default range (2,768 ports) cannot serve 10,000 LoadBalancer Services
-            "allocateLoadBalancerNodePorts": False,
-        },
-    }
-
-
-def create_many(kube: KubeClient, names: list[str]) -> dict[str, float]:
-    posted: dict[str, float] = {}
-
-    def create(name: str) -> None:
-        posted[name] = time.perf_counter()
-        kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/services", service(name))
-
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(create, names))
-    return posted
-
-
 def report(label: str, latencies: list[float]) -> None:
     print(
         f"{label}: p50 {percentile(latencies, 0.5) * 1e3:.0f} ms, "
@@ -114,14 +86,14 @@ def main(singles: int, burst: int, total: int) -> None:
             for number in range(singles):
                 name = f"single-{number}"
                 started = time.perf_counter()
-                kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/services", service(name))
+                create_service(kube, NAMESPACE, name)
                 watcher.wait([name], 30)
                 one_at_a_time.append(watcher.seen[name] - started)
             report("one Service at a time, create -> IP in status", one_at_a_time)
 
             names = [f"burst-{n:05d}" for n in range(burst)]
             began = time.perf_counter()
-            posted = create_many(kube, names)
+            posted = create_services(kube, NAMESPACE, names, 16)
             created = time.perf_counter() - began
             watcher.wait(names, 600)
             everything = max(watcher.seen[n] for n in names) - began
@@ -133,7 +105,7 @@ def main(singles: int, burst: int, total: int) -> None:
             report(f"burst of {burst}, create -> IP in status", [watcher.seen[n] - posted[n] for n in names])
 
             rest = [f"fill-{n:05d}" for n in range(total - burst - singles)]
-            create_many(kube, rest)
+            create_services(kube, NAMESPACE, rest, 16)
             watcher.wait(rest, 900)
             time.sleep(2)
             print(

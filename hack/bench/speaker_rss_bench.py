@@ -13,41 +13,19 @@ import re
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ironlb.operator.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 
-from bench.stats import rss_mib
+from bench.services import create_services
+from bench.stats import hwm_mib, rss_mib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
 POOL = "2001:db8:300::/118"  # 1,024 addresses
 METRICS = "http://127.0.0.1:7473/metrics"
-
-
-def service(name: str) -> dict[str, object]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "type": "LoadBalancer",
-            "ipFamilies": ["IPv6"],
-            "ipFamilyPolicy": "SingleStack",
-            "selector": {"app": name},
-            "ports": [{"port": 80}],
-            "allocateLoadBalancerNodePorts": False,
-        },
-    }
-
-
-def hwm_mib(pid: int) -> float:
-    """Peak resident memory (VmHWM) of a process in MiB."""
-    match = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
-    return int(match.group(1)) / 1024 if match else 0.0
 
 
 def main(count: int) -> None:
@@ -75,15 +53,7 @@ def main(count: int) -> None:
             time.sleep(10)
             print(f"speaker RSS idle ({announced()} IPs): {rss_mib(pid):.1f} MiB", flush=True)
             began = time.monotonic()
-            with ThreadPoolExecutor(8) as pool:
-                list(
-                    pool.map(
-                        lambda n: kube.request(
-                            "POST", f"/api/v1/namespaces/{NAMESPACE}/services", service(f"svc-{n:04d}")
-                        ),
-                        range(count),
-                    )
-                )
+            create_services(kube, NAMESPACE, [f"svc-{n:04d}" for n in range(count)], 8)
             while (owned := announced()) < count:
                 if time.monotonic() - began > 600:
                     raise TimeoutError(f"the speaker announces {owned} of {count} IPs")

@@ -1,4 +1,4 @@
-"""What every benchmark reports: nearest-rank percentiles and a process's resident memory."""
+"""What every benchmark reports: nearest-rank percentiles and a process's memory."""
 
 from __future__ import annotations
 
@@ -11,13 +11,28 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def rss_mib(pid: int) -> float:
-    """VmRSS of a process in MiB (0 when it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
+def proc_status_mib(status: str, field: str) -> float:
+    """A kB field of a /proc/PID/status text (``VmRSS``, ``VmHWM``) in MiB (0 when it is missing)."""
     for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) / 1024
     return 0.0
+
+
+def _status(pid: int) -> str:
+    """/proc/PID/status, empty when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS (resident memory now) of a process in MiB (0 when it is gone)."""
+    return proc_status_mib(_status(pid), "VmRSS")
+
+
+def hwm_mib(pid: int) -> float:
+    """VmHWM (peak resident memory) of a process in MiB (0 when it is gone)."""
+    return proc_status_mib(_status(pid), "VmHWM")

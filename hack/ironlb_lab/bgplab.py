@@ -7,22 +7,45 @@ a Service IP through whichever nodes announce it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .l2lab import L2Lab
+from .network import LAN_V4, LAN_V6, Host
 from .routers import Bird, Neighbor
 
 ROUTER_ASN = 64512
 NODE_ASN = 64513
 
 
-def start_router(l2: L2Lab, workdir: Path, password: str | None = None) -> Bird:
-    """BIRD2 peering with every node of the lab (its speakers open the sessions through exabgp)."""
-    neighbors = [
-        Neighbor(str(l2.lab.node(number).v4), NODE_ASN, password) for number in range(1, l2.nodes + 1)
-    ]
-    return Bird(l2.lab, workdir, ROUTER_ASN, neighbors).start()
+def node_neighbors(l2: L2Lab, family: int = 4, password: str | None = None) -> list[Neighbor]:
+    """The router's neighbors for every lab node, over the nodes' IPv4 or IPv6 LAN addresses."""
+    nodes = [l2.lab.node(number) for number in range(1, l2.nodes + 1)]
+    return [Neighbor(str(node.v6 if family == 6 else node.v4), NODE_ASN, password) for node in nodes]
+
+
+def start_router(
+    l2: L2Lab,
+    workdir: Path,
+    password: str | None = None,
+    *,
+    ipv6: bool = False,
+    extra: Sequence[Neighbor] = (),
+) -> Bird:
+    """BIRD2 peering with every node of the lab (its speakers open the sessions through exabgp): over IPv4,
+    also over IPv6 when ``ipv6``, plus ``extra`` neighbors (protocols peer0, peer1, ... in that order)."""
+    neighbors = node_neighbors(l2, 4, password) + (node_neighbors(l2, 6, password) if ipv6 else [])
+    return Bird(l2.lab, workdir, ROUTER_ASN, [*neighbors, *extra]).start()
+
+
+def add_lan_address(host: Host, address: str) -> None:
+    """A second LAN address on a lab host (the router, a node): a session of its own that BIRD does not
+    confuse with the first one's (BIRD keeps one protocol per neighbor address)."""
+    if ":" in address:
+        host.run("ip", "addr", "add", f"{address}/{LAN_V6.prefixlen}", "dev", "eth0", "nodad", check=True)
+    else:
+        host.run("ip", "addr", "add", f"{address}/{LAN_V4.prefixlen}", "dev", "eth0", check=True)
 
 
 def bgp_peer(l2: L2Lab, name: str = "router", **spec: Any) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class Neighbor:
     address: str
     asn: int
     password: str | None = None
+    local_address: str | None = None  # BIRD: the router's address for this session (default: any)
+    local_port: int | None = None  # BIRD: listen on this port for this session (default: 179)
 
     @property
     def family(self) -> int:
@@ -63,6 +65,7 @@ def bird_config(router_id: str, asn: int, neighbors: Sequence[Neighbor]) -> str:
     lines = [
         f"router id {router_id};",
         "log stderr all;",
+        "timeformat protocol iso long ms;",
         "protocol device { scan time 10; }",
         "protocol kernel kernel4 { ipv4 { export all; }; merge paths on; }",
         "protocol kernel kernel6 { ipv6 { export all; }; merge paths on; }",
@@ -70,8 +73,13 @@ def bird_config(router_id: str, asn: int, neighbors: Sequence[Neighbor]) -> str:
     for number, neighbor in enumerate(neighbors):
         family = f"ipv{neighbor.family}"
         ibgp = neighbor.asn == asn
+        local = "local"
+        if neighbor.local_address is not None:
+            local += f" {neighbor.local_address}"
+        if neighbor.local_port is not None:
+            local += f" port {neighbor.local_port}"
         options = [
-            f"local as {asn};",
+            f"{local} as {asn};",
             f"neighbor {neighbor.address} as {neighbor.asn};",
             "hold time 9;",
             "connect retry time 1;",
@@ -202,15 +210,36 @@ class Bird(_Router):
         return parse_bird_routes(self.birdc("show", "route", "all"))
 
     def sessions(self) -> dict[str, str]:
-        """BGP state per neighbor address (Established, Active, Connect, ...)."""
-        states: dict[str, str] = {}
-        for number, neighbor in enumerate(self.neighbors):
-            text = self.birdc("show", "protocols", "all", f"peer{number}")
-            match = re.search(r"BGP state:\s+(\S+)", text)
-            if match is None:
-                raise ValueError(f"no BGP state in {text!r}")
-            states[neighbor.address] = match.group(1)
-        return states
+        """BGP state per neighbor address (Established, Active, Connect, ...); with several protocols to
+        one address, the last one's (use ``state`` for one protocol)."""
+        return {neighbor.address: self.state(neighbor) for neighbor in self.neighbors}
+
+    def protocol(self, neighbor: Neighbor) -> str:
+        """The name of the BGP protocol for a neighbor of this router's configuration."""
+        return f"peer{self.neighbors.index(neighbor)}"
+
+    def show(self, neighbor: Neighbor) -> str:
+        """``birdc show protocols all`` of a neighbor's protocol (state, hold timer, ...)."""
+        return self.birdc("show", "protocols", "all", self.protocol(neighbor))
+
+    def state(self, neighbor: Neighbor) -> str:
+        """The BGP state of one neighbor's session (Established, Active, Connect, ...)."""
+        text = self.show(neighbor)
+        match = re.search(r"BGP state:\s+(\S+)", text)
+        if match is None:
+            raise ValueError(f"no BGP state in {text!r}")
+        return match.group(1)
+
+    def hold_time(self, neighbor: Neighbor) -> int | None:
+        """The negotiated hold time of an established session (``Hold timer: left/negotiated``)."""
+        match = re.search(r"Hold timer:\s+\S+/(\d+)", self.show(neighbor))
+        return int(match.group(1)) if match else None
+
+    def since(self, neighbor: Neighbor) -> str:
+        """When the protocol last changed state (the Since column): unchanged means no session flap."""
+        lines = self.show(neighbor).splitlines()
+        row = next(line for line in lines if line.startswith(self.protocol(neighbor) + " "))
+        return " ".join(row.split()[4:6])  # date and time (``timeformat protocol iso long ms``)
 
     def kernel_routes(self, family: int = 4) -> str:
         """The router's forwarding table, as ``ip route`` prints it (ECMP shows as nexthop lines)."""

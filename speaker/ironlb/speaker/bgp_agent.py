@@ -9,6 +9,7 @@ field manager per node), so speakers never overwrite each other's entries.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -103,7 +104,14 @@ class BGPAgent:
     ) -> None:
         v4 = config.node_addresses.get(self.node)
         wanted = exabgp_config_for(self.node, config, v4, _global_v6(interface))
-        self._selected = {p.session.name: p.nodes for p in config.peers if self.node in p.nodes}
+        selected = {p.session.name: p.nodes for p in config.peers if self.node in p.nodes}
+        existing = {p.session.name: p.nodes for p in config.peers}
+        for name in set(self._selected) - set(selected):
+            if name in existing:  # still there, but no longer selects this node: drop this node's entry
+                self._forget(name, existing[name])
+        if selected != self._selected:
+            self._next_report = 0.0  # the selected nodes changed: the counts are stale, report at once
+        self._selected = selected
         if wanted is None:
             if self.supervisor is not None:
                 log.info("no BGPPeer selects node %s any more: stopping exabgp", self.node)
@@ -129,7 +137,8 @@ class BGPAgent:
         now = time.monotonic()
         due = now >= self._next_report
         for name, state in states.items():
-            prefixes = len(self._routes.get(name, ()))
+            # a session that is not up announces nothing, whatever is waiting for it
+            prefixes = len(self._routes.get(name, ())) if state.state == "Established" else 0
             SESSION_UP.labels(name, self.node).set(1 if state.state == "Established" else 0)
             PREFIXES.labels(name, self.node).set(prefixes)
             if due or self._reported.get(name) != (state.state, state.since, prefixes):
@@ -164,6 +173,28 @@ class BGPAgent:
                 log.info("BGP session %s from %s: %s %s", peer, self.node, state.state, state.reason)
         except ApiError as error:
             log.warning("reporting BGP session %s: HTTP %s %s", peer, error.status, error)
+
+    def _forget(self, peer: str, selected: Sequence[str]) -> None:
+        """Remove this node's entry from a BGPPeer that no longer selects it (applying no entry under this
+        node's field manager deletes the one it owned) and refresh the counts."""
+        self._reported.pop(peer, None)
+        with contextlib.suppress(KeyError):
+            SESSION_UP.remove(peer, self.node)
+            PREFIXES.remove(peer, self.node)
+        path = PEERS_PATH.format(namespace=self.namespace, name=peer)
+        manifest = {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "BGPPeer",
+            "metadata": {"name": peer, "namespace": self.namespace},
+            "status": {"nodes": []},
+        }
+        try:
+            body = self.kube.apply(path, manifest, field_manager=f"ironlb-speaker-{self.node}")
+            summary = peer_summary(selected, (body.get("status") or {}).get("nodes") or [])
+            if any((body.get("status") or {}).get(key) != value for key, value in summary.items()):
+                self.kube.merge_patch(path, {"status": summary})
+        except ApiError as error:
+            log.warning("removing node %s from BGPPeer %s: HTTP %s %s", self.node, peer, error.status, error)
 
     def stop(self) -> None:
         """Withdraw every route and close the sessions (a graceful stop: routers drop this next hop now)."""

@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF_SECONDS = 1.0
 # exabgp can drop an announcement that races with a session coming up: re-send after it settled.
 RESYNC_AFTER_UP_SECONDS = 0.5
+# exabgp reports a session only once its TCP connection is up: one that never gets there is explained after
+NO_CONNECTION_REPORT_SECONDS = 5.0
+NOT_CONNECTED_YET = "not connected yet"
+# exabgp drops a SIGUSR1 that arrives while a peer has updates queued; it logs this when it does reload
+RELOAD_DONE = "performing reload of exabgp"
+RELOAD_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,28 @@ def exabgp_environment(base: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _drain(stream: IO[bytes], prefix: str) -> None:
+def no_connection_reason(peer: str, port: int, seconds: float, password: bool) -> str:
+    """Why a session that never got a TCP connection is down. The peer's kernel drops a segment whose MD5
+    signature does not match (or that lacks one) without an answer, so neither side can tell a wrong
+    password from an unreachable peer; the message names both."""
+    where = f"no TCP connection to {peer}:{port} after {seconds:.0f} s"
+    if password:
+        return f"{where}: the TCP MD5 password does not match the peer's, or the peer is unreachable"
+    return f"{where}: the peer is unreachable, refuses this node, or expects an MD5 password"
+
+
+def redact(line: str) -> str:
+    """exabgp prints its configuration at its debug level, the MD5 password too: never pass that on."""
+    return line.split("md5-password", 1)[0] + "md5-password <redacted>" if "md5-password" in line else line
+
+
+def _drain(stream: IO[bytes], prefix: str, on_reload: Callable[[], None]) -> None:
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace").strip()
         if line:
-            log.debug("%s: %s", prefix, line)
+            log.debug("%s: %s", prefix, redact(line))
+            if RELOAD_DONE in line:
+                on_reload()
 
 
 class ExabgpSupervisor:
@@ -96,6 +119,7 @@ class ExabgpSupervisor:
         self._listener: socket.socket | None = None
         self._stopping = False
         self._last_start = 0.0
+        self._reload_sent: float | None = None  # when a SIGUSR1 was sent that exabgp has not acted on yet
         self.restarts = 0
 
     # ------------------------------------------------------------------------------------- public API
@@ -132,7 +156,9 @@ class ExabgpSupervisor:
             return dict(self._states)
 
     def reconfigure(self, config: ExabgpConfig) -> None:
-        """New peers: rewrite the file and let exabgp reload it (SIGUSR1); changed sessions get resent."""
+        """New peers: rewrite the file and let exabgp reload it (SIGUSR1, repeated by ``poll`` until exabgp
+        says it reloaded). A changed session keeps what was sent on it (exabgp keeps that session's routes
+        and re-sends them when it is up again); its changes follow once it is up."""
         if config == self._config:
             return
         old = {n.session.name: n for n in self._config.neighbors}
@@ -141,17 +167,31 @@ class ExabgpSupervisor:
             self._config = config
             for name in set(old) | set(new):
                 if old.get(name) != new.get(name):
-                    self._sent.pop(name, None)
                     self._states.pop(name, None)
+                if name not in new:  # exabgp drops a removed peer with its routes: nothing to withdraw
+                    self._sent.pop(name, None)
             self._initial_states()
             self._write_config()
             self._lock.notify_all()
+        self._signal_reload()
+
+    def _signal_reload(self) -> None:
         if self._process is not None and self._process.poll() is None:
+            self._reload_sent = time.monotonic()
             self._process.send_signal(signal.SIGUSR1)
 
+    def _reloaded(self) -> None:
+        self._reload_sent = None
+
     def poll(self) -> None:
-        """Restart exabgp when it died (its routes are re-announced); resend after sessions came up."""
+        """Restart exabgp when it died (its routes are re-announced); resend after sessions came up; explain
+        sessions that never got a TCP connection."""
         now = time.monotonic()
+        with self._lock:
+            self._explain_unconnected(time.time())
+        if self._reload_sent is not None and now - self._reload_sent >= RELOAD_RETRY_SECONDS:
+            log.info("exabgp did not reload its configuration yet: signalling it again")
+            self._signal_reload()
         with self._lock:
             due = [name for name, at in self._resync.items() if at <= now]
             for name in due:
@@ -176,7 +216,8 @@ class ExabgpSupervisor:
             self._lock.notify_all()
             self._lock.wait_for(
                 lambda: (
-                    self._connection is None or (not any(self._sent.values()) and self._pending_acks <= 0)
+                    self._connection is None
+                    or (self._wanted_here() == self._sent and self._pending_acks <= 0)
                 ),
                 timeout=timeout / 2,
             )
@@ -198,7 +239,22 @@ class ExabgpSupervisor:
     def _initial_states(self) -> None:
         now = time.time()
         for neighbor in self._config.neighbors:
-            self._states.setdefault(neighbor.session.name, SessionState("Idle", now, "not connected yet"))
+            self._states.setdefault(neighbor.session.name, SessionState("Idle", now, NOT_CONNECTED_YET))
+
+    def _explain_unconnected(self, now: float) -> None:
+        """A session still Idle without any event from exabgp is trying to connect: Active, and why."""
+        for neighbor in self._config.neighbors:
+            session = neighbor.session
+            state = self._states.get(session.name)
+            if state is None or state.reason != NOT_CONNECTED_YET:
+                continue
+            if now - state.since >= NO_CONNECTION_REPORT_SECONDS:
+                password = neighbor.password is not None or session.password_secret is not None
+                reason = no_connection_reason(
+                    session.peer_address, session.peer_port, now - state.since, password
+                )
+                self._states[session.name] = SessionState("Active", now, reason)
+                log.info("BGP session %s is Active: %s", session.name, reason)
 
     def _write_config(self) -> None:
         neighbors = []
@@ -220,6 +276,7 @@ class ExabgpSupervisor:
         temporary.replace(self.config_path)
 
     def _spawn(self) -> None:
+        self._reload_sent = None  # a new exabgp reads the current file
         with self._lock:
             self._initial_states()
             self._write_config()
@@ -233,7 +290,9 @@ class ExabgpSupervisor:
         )
         assert self._process.stdout is not None
         threading.Thread(
-            target=_drain, args=(self._process.stdout, f"exabgp[{self._process.pid}]"), daemon=True
+            target=_drain,
+            args=(self._process.stdout, f"exabgp[{self._process.pid}]", self._reloaded),
+            daemon=True,
         ).start()
 
     def _peer_addresses(self) -> dict[str, str]:
@@ -290,6 +349,7 @@ class ExabgpSupervisor:
                     )
                 if event.state == "Established":
                     self._resync[name] = time.monotonic() + RESYNC_AFTER_UP_SECONDS
+            self._lock.notify_all()  # an Established session gets the changes held back while it was down
 
     def _write_loop(self) -> None:
         while True:
@@ -315,6 +375,15 @@ class ExabgpSupervisor:
                 log.warning("exabgp's API relay is gone (%s); routes are sent again on reconnect", error)
 
     def _wanted_here(self) -> dict[str, frozenset[Route]]:
-        """Wanted routes of the sessions exabgp knows (commands for others would fail)."""
-        known = self._peer_addresses()
-        return {name: routes for name, routes in self._wanted.items() if name in known and routes}
+        """Wanted routes of the sessions exabgp knows (commands for others would fail). A session that is
+        not Established keeps what it was sent: commands for it would stay queued in exabgp, and exabgp
+        ignores SIGUSR1 (peer changes) while anything is queued, so a down session could never be fixed."""
+        wanted: dict[str, frozenset[Route]] = {}
+        for name in self._peer_addresses():
+            state = self._states.get(name)
+            routes = (
+                self._wanted.get(name) if state and state.state == "Established" else self._sent.get(name)
+            )
+            if routes:
+                wanted[name] = routes
+        return wanted
