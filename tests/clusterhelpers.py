@@ -26,6 +26,18 @@ def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condi
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+_created_namespaces: list[str] = []
+
+
+def remove_created_namespaces(plane: ControlPlane) -> None:
+    """End of a lab module: its Services go at once (an operator started later would adopt their IPs),
+    then their namespaces (the namespace controller finishes in the background)."""
+    for name in _created_namespaces:
+        plane.kubectl("delete", "services", "--all", "-n", name, "--wait=true", check=False)
+        plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    _created_namespaces.clear()
+
+
 class Cluster:
     def __init__(self, plane: ControlPlane, namespace: str = "ironlb-system") -> None:
         self.plane = plane
@@ -45,6 +57,7 @@ class Cluster:
         self.apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
         )
+        _created_namespaces.append(name)
         return name
 
     def pool(self, name: str, *addresses: str, labels: dict[str, str] | None = None, **spec: Any) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from clusterhelpers import Cluster, wait_until
+from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 from ironlb.operator.kube import KubeClient
@@ -118,6 +118,7 @@ def bgp(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) 
             )
             yield BGPLab(l2, router, LabKubelet(l2.lab, crds_installed, workdir), cluster)
         finally:
+            remove_created_namespaces(crds_installed)
             proxy.stop()
             router.stop()
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from clusterhelpers import Cluster, wait_until
+from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from ironlb.speaker.election import owner
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
@@ -33,6 +33,7 @@ def l2lab(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
             }
         )
         yield lab
+        remove_created_namespaces(crds_installed)
 
 
 def _neighbour(client: Host, ip: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from bench.ndp_probe import advertised_mac, checksum, override, solicitation
-from clusterhelpers import Cluster, wait_until
+from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 from ironlb.speaker.election import owner
@@ -58,6 +58,7 @@ def l2lab(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
             ),
         )
         yield lab
+        remove_created_namespaces(crds_installed)
         # node3 exists for this module only; later labs on the shared plane have two nodes
         crds_installed.kubectl("delete", "node", "node3", "--ignore-not-found", "--wait=false", check=False)
 

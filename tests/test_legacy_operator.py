@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from clusterhelpers import Cluster, wait_until
+from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from ironlb.operator.legacy import LegacyObjects, carried_over, legacy_objects
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.operator import OperatorProcess
@@ -54,7 +54,8 @@ def cluster(crds_installed: ControlPlane) -> Iterator[Cluster]:
         with OperatorProcess(crds_installed, args=("--namespace", NAMESPACE, "--no-speakers")) as operator:
             cluster.operator = operator  # type: ignore[attr-defined]
             yield cluster
-    finally:  # other modules' operators read metallb-system too
+    finally:  # other modules' operators read metallb-system too, and would serve these Services' pool names
+        remove_created_namespaces(crds_installed)
         crds_installed.kubectl("delete", "configmap", "config", "-n", "metallb-system", "--ignore-not-found")
         crds_installed.kubectl("delete", "configmap", "config", "-n", NAMESPACE, "--ignore-not-found")
 

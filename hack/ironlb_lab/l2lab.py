@@ -129,8 +129,21 @@ class L2Lab:
                     if pod.ready and pod.process is not None and pod.process.poll() is None:
                         break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"no ready speaker pod on {role} after {timeout:.0f} s")
+                    raise TimeoutError(
+                        f"no ready speaker pod on {role} after {timeout:.0f} s\n{self._diagnosis()}"
+                    )
                 time.sleep(0.1)
+
+    def _diagnosis(self) -> str:
+        """What a person would look at: the pods, the nodes' taints and the namespace's warnings."""
+        pods = self.plane.kubectl("get", "pods", "-n", self.namespace, "-o", "wide", check=False).stdout
+        taints = self.plane.kubectl(
+            "get", "nodes", "-o", "custom-columns=NAME:.metadata.name,TAINTS:.spec.taints", check=False
+        ).stdout
+        events = self.plane.kubectl(
+            "get", "events", "-n", self.namespace, "--field-selector", "type=Warning", check=False
+        ).stdout
+        return f"{pods}\n{taints}\n{events[-3000:]}"
 
     def kill_speaker(self, role: str, graceful: bool = False) -> None:
         """SIGKILL (a crash) or SIGTERM (a rolling update) the speaker of one node; its pod's container is
@@ -144,14 +157,20 @@ class L2Lab:
     def stop(self) -> None:
         if getattr(self, "operator", None) is not None:
             self.operator.stop()
-            # the Nodes outlive the lab on a shared plane: the next lab's runner must not run these pods
+        if getattr(self, "runner", None) is not None:
+            self.runner.stop()
+            # The Nodes outlive the lab on a shared plane, and a pod nobody confirms stays Terminating and
+            # keeps its host ports: remove the DaemonSet and, as a kubelet would, its pods for good.
             self.plane.kubectl(
                 *("delete", "daemonset", SPEAKER_NAME, "-n", self.namespace, "--ignore-not-found"),
                 "--wait=false",
                 check=False,
             )
-        if getattr(self, "runner", None) is not None:
-            self.runner.stop()
+            self.plane.kubectl(
+                *("delete", "pods", "-n", self.namespace, "--all", "--grace-period=0", "--force"),
+                "--wait=false",
+                check=False,
+            )
         if getattr(self, "bridge", None) is not None:
             self.bridge.stop()
         self.lab.destroy()
