@@ -310,6 +310,7 @@ def test_speaker_configuration_is_published_in_stable_shards(cluster: Cluster) -
     entry = wait_until(lambda: announced(f"{namespace}/first"), what="the Service in a shard")
     assert entry["ips"] == first_ip and entry["local_traffic"] is True
     assert "edge-only" in entry["l2"] and "announced-pools" in entry["l2"]
+    wait_until(lambda: announced(f"{namespace}/second"), what="the second Service in a shard")
     before = {name: item["metadata"]["resourceVersion"] for name, item in shards().items()}
     cluster.plane.kubectl("delete", "service", "second", "-n", namespace)
     wait_until(

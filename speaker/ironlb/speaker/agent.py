@@ -258,7 +258,7 @@ def run(
     next_settings_check = time.monotonic() + 2
     announced: dict[IPAddress, str] = {}
     bgp = BGPAgent(kube, node, namespace, run_dir / "exabgp")
-    seen_version = -1
+    seen_version, bgp_retry_at = -1, 0.0
     log.info("speaker %s answering on %s", node, primary)
     try:
         link = LinkWatch(primary, hold_down=members.timeout)
@@ -293,10 +293,17 @@ def run(
                 ANNOUNCING.labels(service, str(address), node).set(1)
             announced = dict(owned)
             OWNED.labels(node=node).set(len(owned))
-            if state.version != seen_version:
+            if state.version != seen_version and now >= bgp_retry_at:
                 seen_version = state.version
-                bgp.update(config, announcements, endpoints, primary)
-            bgp.poll()
+                try:
+                    bgp.update(config, announcements, endpoints, primary)
+                except Exception:  # BGP trouble must never stop the Layer 2 answers: log, retry in 1 s
+                    log.exception("updating BGP")
+                    seen_version, bgp_retry_at = -1, now + 1.0
+            try:
+                bgp.poll()
+            except Exception:
+                log.exception("polling exabgp")
             if now >= next_settings_check:
                 next_settings_check = now + 2
                 if settings.reload():

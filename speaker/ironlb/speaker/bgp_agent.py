@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import queue
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from ironlb.operator.kube import ApiError, KubeClient
 from prometheus_client import Gauge
 
@@ -76,6 +79,37 @@ def _global_v6(interface: str) -> str | None:
     return None
 
 
+API_ERRORS = (ApiError, OSError, ValueError, urllib3.exceptions.HTTPError)
+
+
+class StatusWriter:
+    """Runs the BGPPeer status writes on a thread of their own: the speaker's loop also sends the Layer 2
+    heartbeats every 50 ms, and a slow or unreachable API server must never delay them (nor end the loop)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="bgp-status", daemon=True)
+        self._thread.start()
+
+    def submit(self, write: Callable[[], None]) -> None:
+        self._queue.put(write)
+
+    def _run(self) -> None:
+        while (write := self._queue.get()) is not None:
+            try:
+                write()
+            except API_ERRORS as error:
+                log.warning("writing BGPPeer status: %s", error)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def close(self, timeout: float) -> None:
+        """Finish what is queued (at most ``timeout`` seconds), then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
 class BGPAgent:
     def __init__(self, kube: KubeClient, node: str, namespace: str, run_dir: Path) -> None:
         self.kube, self.node, self.namespace, self.run_dir = kube, node, namespace, run_dir
@@ -84,13 +118,14 @@ class BGPAgent:
         self._next_report = 0.0
         self._selected: dict[str, tuple[str, ...]] = {}
         self._routes: dict[str, frozenset[Route]] = {}
+        self._writer = StatusWriter()
 
     def _password(self, ref: SecretRef) -> str | None:
         """Read a BGP password from its Secret right before exabgp's file is written; never logged."""
         try:
             secret = self.kube.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
-        except ApiError as error:
-            log.error("BGP password Secret %s/%s: HTTP %s", ref.namespace, ref.name, error.status)
+        except API_ERRORS as error:
+            log.error("BGP password Secret %s/%s: %s", ref.namespace, ref.name, error)
             return None
         value = (secret.get("data") or {}).get(ref.key)
         return base64.b64decode(value).decode() if value else None
@@ -147,6 +182,11 @@ class BGPAgent:
             self._next_report = now + REPORT_EVERY
 
     def _report(self, peer: str, state: SessionState, prefixes: int) -> None:
+        self._reported[peer] = (state.state, state.since, prefixes)
+        selected = self._selected.get(peer, ())
+        self._writer.submit(lambda: self._write_report(peer, state, prefixes, selected))
+
+    def _write_report(self, peer: str, state: SessionState, prefixes: int, selected: Sequence[str]) -> None:
         entry = {
             "node": self.node,
             "state": state.state if state.state in FSM_STATES else "Unknown",
@@ -163,16 +203,14 @@ class BGPAgent:
         }
         try:
             body = self.kube.apply(path, manifest, field_manager=f"ironlb-speaker-{self.node}")
-            summary = peer_summary(
-                self._selected.get(peer, ()), (body.get("status") or {}).get("nodes") or []
-            )
+            summary = peer_summary(selected, (body.get("status") or {}).get("nodes") or [])
             if any((body.get("status") or {}).get(key) != value for key, value in summary.items()):
                 self.kube.merge_patch(path, {"status": summary})
-            self._reported[peer] = (state.state, state.since, prefixes)
             if state.state == "Established" or state.reason:
                 log.info("BGP session %s from %s: %s %s", peer, self.node, state.state, state.reason)
-        except ApiError as error:
-            log.warning("reporting BGP session %s: HTTP %s %s", peer, error.status, error)
+        except API_ERRORS as error:
+            self._reported.pop(peer, None)  # report it again on the next round
+            log.warning("reporting BGP session %s: %s", peer, error)
 
     def _forget(self, peer: str, selected: Sequence[str]) -> None:
         """Remove this node's entry from a BGPPeer that no longer selects it (applying no entry under this
@@ -181,6 +219,9 @@ class BGPAgent:
         with contextlib.suppress(KeyError):
             SESSION_UP.remove(peer, self.node)
             PREFIXES.remove(peer, self.node)
+        self._writer.submit(lambda: self._write_forget(peer, selected))
+
+    def _write_forget(self, peer: str, selected: Sequence[str]) -> None:
         path = PEERS_PATH.format(namespace=self.namespace, name=peer)
         manifest = {
             "apiVersion": "ironlb.io/v1beta1",
@@ -193,8 +234,8 @@ class BGPAgent:
             summary = peer_summary(selected, (body.get("status") or {}).get("nodes") or [])
             if any((body.get("status") or {}).get(key) != value for key, value in summary.items()):
                 self.kube.merge_patch(path, {"status": summary})
-        except ApiError as error:
-            log.warning("removing node %s from BGPPeer %s: HTTP %s %s", self.node, peer, error.status, error)
+        except API_ERRORS as error:
+            log.warning("removing node %s from BGPPeer %s: %s", self.node, peer, error)
 
     def stop(self) -> None:
         """Withdraw every route and close the sessions (a graceful stop: routers drop this next hop now)."""
@@ -202,3 +243,4 @@ class BGPAgent:
             self.supervisor.stop()
             for name in self._selected:
                 self._report(name, SessionState("Idle", time.time(), "speaker stopped"), 0)
+        self._writer.close(timeout=2.0)
