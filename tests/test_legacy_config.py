@@ -302,3 +302,13 @@ def test_peer_names_are_valid_object_names_unique_and_deterministic(addresses: l
 @given(st.integers(0, 70000), st.integers(0, 70000))
 def test_standard_communities_are_two_16_bit_numbers(asn: int, value: int) -> None:
     assert is_community(f"{asn}:{value}") == (asn <= 65535 and value <= 65535)
+
+
+def test_unreadable_yaml_is_reported_by_position_without_quoting_the_text() -> None:
+    """PyYAML's own message quotes the offending line; a peer's password must not reach the event."""
+    text = 'peers:\n- peer-address: 192.0.2.1\n  password: "s3cret-never-shown\n  peer-asn: 64500\n'
+    problems = parse_legacy_config(text).problems
+    assert len(problems) == 1
+    message = str(problems[0])
+    assert "not YAML (line" in message
+    assert "s3cret" not in message

@@ -113,6 +113,7 @@ class LabPodRunner:
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self._isolated = 0
+        self._bridges: dict[str, subprocess.Popen[bytes]] = {}  # isolated namespace -> its API bridge
 
     # ---------------------------------------------------------------------------------------- lifecycle
     def start(self) -> LabPodRunner:
@@ -125,6 +126,7 @@ class LabPodRunner:
         with self.lock:
             for pod in self.pods.values():
                 self._terminate(pod, grace=5)
+                self._remove_namespace(pod)
 
     def process_of(self, node_role: str, prefix: str) -> RunningPod | None:
         """The running pod named ``prefix``... on a node (e.g. the speaker of node2)."""
@@ -171,11 +173,13 @@ class LabPodRunner:
             running = self.pods.get(key)
             if running is not None and running.uid != metadata.get("uid"):
                 self._terminate(running, grace=0)
+                self._remove_namespace(running)
                 self.pods.pop(key)
                 running = None
             if kind == "DELETED":
                 if running is not None:
                     self._terminate(running, grace=0)
+                    self._remove_namespace(running)
                     self.pods.pop(key)
                 return
             if metadata.get("deletionTimestamp"):
@@ -314,7 +318,8 @@ class LabPodRunner:
         return path
 
     def _isolated_namespace(self, key: str) -> Host:
-        """A pod network namespace whose only connection is the API bridge on its loopback."""
+        """A pod network namespace whose only connection is the API bridge on its loopback (the bridge's
+        process is remembered with the namespace and ended with it)."""
         self._isolated += 1
         role = f"ipod{self._isolated}"
         namespace = self.lab._namespace(role)
@@ -322,7 +327,7 @@ class LabPodRunner:
         self.lab.hosts[role] = host
         hack = str(Path(__file__).resolve().parents[1])
         log_path = self.workdir / f"apibridge-{role}.log"
-        self.lab.spawn(
+        self._bridges[namespace] = self.lab.spawn(
             host,
             [
                 sys.executable,
@@ -385,8 +390,11 @@ class LabPodRunner:
                 pod.exited_at, pod.ready = time.monotonic(), False
                 log.info("pod %s exited with %s", pod.key, pod.process.returncode)
             elif time.monotonic() - pod.exited_at >= self.restart_delay:
-                pod.restarts += 1
-                self._launch(pod)
+                with self.lock:  # not once the lab stops or the pod is being deleted
+                    if self.stop_event.is_set() or pod.deleting or self.pods.get(pod.key) is not pod:
+                        return
+                    pod.restarts += 1
+                    self._launch(pod)
         else:
             pod.ready = self._probe(pod)
         self._report(pod)
@@ -461,8 +469,18 @@ class LabPodRunner:
         with self.lock:
             if self.pods.get(pod.key) is pod:
                 self.pods.pop(pod.key)
-        if pod.host is not pod.node:
-            ip("netns", "delete", pod.host.namespace, check=False)
+        self._remove_namespace(pod)
+
+    def _remove_namespace(self, pod: RunningPod) -> None:
+        """An isolated pod's namespace goes with its bridge process (a live process would keep it)."""
+        if pod.host is pod.node:
+            return
+        bridge = self._bridges.pop(pod.host.namespace, None)
+        if bridge is not None and bridge.poll() is None:
+            os.killpg(bridge.pid, 15)
+            bridge.wait(timeout=5)
+        ip("netns", "delete", pod.host.namespace, check=False)
+        self.lab.hosts.pop(pod.host.role, None)
 
     def _finalize(self, body: Json) -> None:
         """Tell the API server the pod's containers are gone (what lets a graceful delete complete)."""

@@ -141,8 +141,10 @@ def parse_legacy_config(text: str) -> LegacyConfig:
     problems: list[Problem] = []
     try:
         document = yaml.load(text, Loader=YamlLoader)  # a SafeLoader
-    except yaml.YAMLError as error:
-        return LegacyConfig(problems=(Problem(CONFIGMAP_KEY, f"not YAML: {error}"),), readable=False)
+    except yaml.YAMLError as error:  # PyYAML quotes the offending line, which may hold a peer's password
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return LegacyConfig(problems=(Problem(CONFIGMAP_KEY, f"not YAML{where}"),), readable=False)
     if document is None:
         return LegacyConfig()
     top = _mapping(document, CONFIGMAP_KEY, problems)

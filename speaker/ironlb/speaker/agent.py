@@ -11,6 +11,7 @@ recomputes the BGP routes (pure) and hands them to exabgp's supervisor.
 from __future__ import annotations
 
 import logging
+import queue
 import selectors
 import threading
 import time
@@ -61,7 +62,7 @@ def report_announcing(kube: KubeClient, node: str, service: str, ip: IPAddress) 
         )
         event["source"] = {"component": "ironlb-speaker", "host": node}
         kube.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
-    except (ApiError, OSError) as error:
+    except (ApiError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
         log.warning("event for %s: %s", service, error)
 
 
@@ -99,6 +100,7 @@ class State:
     shards: dict[str, tuple[ServiceAnnouncement, ...]] = field(default_factory=dict)
     slices: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # slice -> (service, nodes)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # BGP passwords' Secrets
     configured: bool = False  # the global configuration has been read at least once
     version: int = 0  # bumped on every change, so the loop recomputes BGP routes only when needed
 
@@ -131,6 +133,19 @@ class State:
                 if endpoint.get("nodeName") and (endpoint.get("conditions") or {}).get("ready", True)
             )
             self.slices[key] = (f"{metadata['namespace']}/{service}", ready)
+
+    def on_secret(self, kind: str, body: dict[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        with self.lock:
+            if kind == "DELETED":
+                self.secrets.pop(key, None)
+            else:
+                self.secrets[key] = dict(body.get("data") or {})
+            self.version += 1
+
+    def secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        with self.lock:
+            return self.secrets.get((namespace, name))
 
     def snapshot(self) -> tuple[SpeakerGlobalConfig, list[ServiceAnnouncement], dict[str, frozenset[str]]]:
         with self.lock:
@@ -173,16 +188,21 @@ class Responders:
 
     def __init__(self) -> None:
         self.by_interface: dict[str, L2Responder] = {}
-        self._selector = selectors.DefaultSelector()
+        self._retry_at: dict[str, float] = {}  # interfaces that could not be opened: when to try again
 
     def get(self, interface: str) -> L2Responder | None:
         responder = self.by_interface.get(interface)
         if responder is None:
+            if time.monotonic() < self._retry_at.get(interface, 0.0):
+                return None
             try:
                 responder = L2Responder(interface)
-            except OSError as error:  # an L2Advertisement names an interface this node lacks
-                log.warning("cannot answer on interface %s: %s", interface, error)
+            except OSError as error:  # an L2Advertisement names an interface this node lacks (yet)
+                if interface not in self._retry_at:
+                    log.warning("cannot answer on interface %s: %s (retrying every 10 s)", interface, error)
+                self._retry_at[interface] = time.monotonic() + 10.0
                 return None
+            self._retry_at.pop(interface, None)
             self.by_interface[interface] = responder
         return responder
 
@@ -195,8 +215,14 @@ class Responders:
         fresh: list[tuple[L2Responder, IPAddress]] = []
         for interface, addresses in wanted.items():
             responder = self.get(interface) if addresses else self.by_interface.get(interface)
-            if responder is not None:
+            if responder is None:
+                continue
+            try:
                 fresh += [(responder, address) for address in responder.set_owned(addresses)]
+            except OSError as error:  # the interface went away (a VLAN or bond re-created): reopen later
+                log.warning("interface %s: %s; reopening it", interface, error)
+                responder.close()
+                del self.by_interface[interface]
         return fresh
 
     def owned(self) -> list[tuple[L2Responder, IPAddress]]:
@@ -244,6 +270,7 @@ def run(
             state.on_configmap,
         ),
         ("/apis/discovery.k8s.io/v1/endpointslices", {}, state.on_endpointslice),
+        (f"/api/v1/namespaces/{namespace}/secrets", {}, state.on_secret),  # BGP passwords, read in the loop
     ]
     for path, query, handle in watches:
         threading.Thread(target=list_and_watch, args=(kube, path, query, handle, stop), daemon=True).start()
@@ -257,7 +284,20 @@ def run(
     next_refresh = time.monotonic() + settings.current.gratuitous_refresh_seconds
     next_settings_check = time.monotonic() + 2
     announced: dict[IPAddress, str] = {}
-    bgp = BGPAgent(kube, node, namespace, run_dir / "exabgp")
+    # one worker posts the Announcing events and annotations: a survivor taking over 1,000 IPs must not
+    # start 1,000 threads competing with this loop while heartbeats matter most
+    reports: queue.Queue[tuple[str, IPAddress]] = queue.Queue()
+
+    def post_reports() -> None:
+        while not stop.is_set():
+            try:
+                service, address = reports.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            report_announcing(kube, node, service, address)
+
+    threading.Thread(target=post_reports, name="announcing-reports", daemon=True).start()
+    bgp = BGPAgent(kube, node, namespace, run_dir / "exabgp", state.secret)
     seen_version, bgp_retry_at = -1, 0.0
     log.info("speaker %s answering on %s", node, primary)
     try:
@@ -284,9 +324,7 @@ def run(
                 if announced.get(address) != owned[address]:
                     log.info("announcing %s (%s) from node %s", address, owned[address], node)
                     TAKEOVERS.labels(node=node).inc()
-                    threading.Thread(
-                        target=report_announcing, args=(kube, node, owned[address], address), daemon=True
-                    ).start()
+                    reports.put((owned[address], address))
             for address in set(announced) - set(owned):
                 ANNOUNCING.remove(announced[address], str(address), node)
             for address, service in owned.items():

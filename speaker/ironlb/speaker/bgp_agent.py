@@ -22,9 +22,10 @@ from typing import Any
 import urllib3
 from ironlb.operator.kube import ApiError, KubeClient
 from prometheus_client import Gauge
+from pydantic import SecretStr
 
 from .bgp_routes import Route, bgp_routes
-from .contract import ExabgpConfig, ExabgpNeighbor, SecretRef, ServiceAnnouncement, SpeakerGlobalConfig
+from .contract import ExabgpConfig, ExabgpNeighbor, ServiceAnnouncement, SpeakerGlobalConfig
 from .exabgp_process import ExabgpSupervisor, SessionState
 from .interfaces import interface_addresses
 
@@ -110,25 +111,51 @@ class StatusWriter:
         self._thread.join(timeout)
 
 
+SecretLookup = Callable[[str, str], Mapping[str, str] | None]
+
+
+def with_passwords(
+    config: ExabgpConfig, lookup: SecretLookup, warned: set[str] | None = None
+) -> ExabgpConfig:
+    """Passwords from the watched Secrets (never an API call in the loop). A session whose Secret or key
+    is missing is left out: opening it without MD5 would be worse than not opening it."""
+    neighbors = []
+    for neighbor in config.neighbors:
+        ref = neighbor.session.password_secret
+        if ref is not None:
+            encoded = (lookup(ref.namespace, ref.name) or {}).get(ref.key)
+            if not encoded:
+                if warned is not None and neighbor.session.name not in warned:
+                    warned.add(neighbor.session.name)
+                    log.error(
+                        "BGPPeer %s: no key %r in Secret %s/%s; the session stays closed",
+                        neighbor.session.name,
+                        ref.key,
+                        ref.namespace,
+                        ref.name,
+                    )
+                continue
+            password = base64.b64decode(encoded).decode().rstrip("\r\n")  # `echo pw | base64` adds one
+            neighbor = neighbor.model_copy(update={"password": SecretStr(password)})
+        elif warned is not None:
+            warned.discard(neighbor.session.name)
+        neighbors.append(neighbor)
+    return config.model_copy(update={"neighbors": tuple(neighbors)})
+
+
 class BGPAgent:
-    def __init__(self, kube: KubeClient, node: str, namespace: str, run_dir: Path) -> None:
+    def __init__(
+        self, kube: KubeClient, node: str, namespace: str, run_dir: Path, secrets: SecretLookup
+    ) -> None:
         self.kube, self.node, self.namespace, self.run_dir = kube, node, namespace, run_dir
+        self.secrets = secrets
+        self._warned: set[str] = set()
         self.supervisor: ExabgpSupervisor | None = None
         self._reported: dict[str, tuple[str, float, int]] = {}
         self._next_report = 0.0
         self._selected: dict[str, tuple[str, ...]] = {}
         self._routes: dict[str, frozenset[Route]] = {}
         self._writer = StatusWriter()
-
-    def _password(self, ref: SecretRef) -> str | None:
-        """Read a BGP password from its Secret right before exabgp's file is written; never logged."""
-        try:
-            secret = self.kube.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
-        except API_ERRORS as error:
-            log.error("BGP password Secret %s/%s: %s", ref.namespace, ref.name, error)
-            return None
-        value = (secret.get("data") or {}).get(ref.key)
-        return base64.b64decode(value).decode() if value else None
 
     def update(
         self,
@@ -147,15 +174,23 @@ class BGPAgent:
         if selected != self._selected:
             self._next_report = 0.0  # the selected nodes changed: the counts are stale, report at once
         self._selected = selected
-        if wanted is None:
+        if wanted is not None:
+            wanted = with_passwords(wanted, self.secrets, self._warned)
+        if wanted is None or not wanted.neighbors:
             if self.supervisor is not None:
-                log.info("no BGPPeer selects node %s any more: stopping exabgp", self.node)
+                log.info("no BGP session to open from node %s any more: stopping exabgp", self.node)
                 self.supervisor.stop()
                 self.supervisor = None
+                self._routes = {}  # a later exabgp must be given every route again
             return
         if self.supervisor is None:
-            self.supervisor = ExabgpSupervisor(wanted, self.run_dir, self._password)
-            self.supervisor.start()
+            supervisor = ExabgpSupervisor(wanted, self.run_dir)
+            try:
+                supervisor.start()
+            except Exception:
+                supervisor.stop()  # its listener and threads; the next update starts afresh
+                raise
+            self.supervisor, self._routes = supervisor, {}
             log.info("exabgp started for %d BGP session(s)", len(wanted.neighbors))
         else:
             self.supervisor.reconfigure(wanted)
@@ -209,7 +244,7 @@ class BGPAgent:
             if state.state == "Established" or state.reason:
                 log.info("BGP session %s from %s: %s %s", peer, self.node, state.state, state.reason)
         except API_ERRORS as error:
-            self._reported.pop(peer, None)  # report it again on the next round
+            self._next_report = time.monotonic() + 5.0  # report everything again in 5 s, not every tick
             log.warning("reporting BGP session %s: %s", peer, error)
 
     def _forget(self, peer: str, selected: Sequence[str]) -> None:

@@ -164,14 +164,18 @@ class ExabgpSupervisor:
         old = {n.session.name: n for n in self._config.neighbors}
         new = {n.session.name: n for n in config.neighbors}
         with self._lock:
-            self._config = config
+            previous, self._config = self._config, config
+            try:
+                self._write_config()
+            except Exception:
+                self._config = previous  # a bad configuration is refused and retried, never half-applied
+                raise
             for name in set(old) | set(new):
                 if old.get(name) != new.get(name):
                     self._states.pop(name, None)
                 if name not in new:  # exabgp drops a removed peer with its routes: nothing to withdraw
                     self._sent.pop(name, None)
             self._initial_states()
-            self._write_config()
             self._lock.notify_all()
         self._signal_reload()
 
@@ -277,10 +281,10 @@ class ExabgpSupervisor:
 
     def _spawn(self) -> None:
         self._reload_sent = None  # a new exabgp reads the current file
+        self._last_start = time.monotonic()  # first: a failing start is retried after the back-off only
         with self._lock:
             self._initial_states()
             self._write_config()
-        self._last_start = time.monotonic()
         self._process = subprocess.Popen(
             [str(self._exabgp), str(self.config_path)],
             stdin=subprocess.DEVNULL,
