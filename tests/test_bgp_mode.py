@@ -61,6 +61,17 @@ class BGPLab:
         route = self.router.routes().get(f"{ip}/{128 if ':' in ip else 32}")
         return route.next_hops if route else frozenset()
 
+    def wait_hops(self, ip: str, expected: frozenset[str], timeout: float, what: str) -> None:
+        """Wait for the router's next hops of ``ip``; on timeout say what the router and the peers show."""
+        try:
+            wait_until(lambda: self.next_hops(ip) == expected, timeout, what)
+        except AssertionError:
+            peers = self.l2.plane.kubectl("get", "bgppeers", "-n", NAMESPACE, "-o", "yaml", check=False)
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what}: next hops {sorted(self.next_hops(ip))}, "
+                f"router sessions {self.router.sessions()}\n{peers.stdout[-4000:]}"
+            ) from None
+
     def established(self, neighbors: list[Neighbor]) -> bool:
         return all(self.router.state(neighbor) == "Established" for neighbor in neighbors)
 
@@ -154,7 +165,7 @@ def test_every_node_announces_with_ecmp_and_the_client_behind_the_router_reaches
     wait_until(lambda: bgp.established(bgp.v4 + bgp.v6), 30, "BGP sessions to all nodes, IPv4 and IPv6")
     namespace, ip = _service(bgp, "web", 1)
     started = time.monotonic()
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
     print(f"IP assigned -> route with 3 next hops in BIRD's RIB: {time.monotonic() - started:.2f} s")
     route = bgp.router.routes()[f"{ip}/32"]
     assert {"64512:100", "65535:65281"} <= route.communities
@@ -176,7 +187,7 @@ def test_every_node_announces_with_ecmp_and_the_client_behind_the_router_reaches
 
 def test_local_traffic_policy_announces_only_from_the_pods_node(bgp: BGPLab) -> None:
     _, ip = _service(bgp, "local", 2, externalTrafficPolicy="Local")
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(2), 30, f"{ip}/32 only via node2")
+    bgp.wait_hops(ip, bgp.node_ips(2), 30, f"{ip}/32 only via node2")
     time.sleep(1.0)  # nobody else joins later
     assert bgp.next_hops(ip) == bgp.node_ips(2)
     _curl_from_behind_the_router(bgp, ip, "served by local-pod")
@@ -238,7 +249,7 @@ def _secret(name: str, password: str) -> dict[str, Any]:
 def test_a_wrong_md5_password_keeps_the_session_down_and_says_why(bgp: BGPLab) -> None:
     md5 = bgp.router.neighbors[-1]
     _, ip = _service(bgp, "signed", 2)
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
     bgp.cluster.apply(_secret("md5-wrong", WRONG_PASSWORD), _secret("md5-right", ROUTER_PASSWORD))
     bgp.cluster.apply(
         bgp_peer(
@@ -292,7 +303,7 @@ def test_a_wrong_md5_password_keeps_the_session_down_and_says_why(bgp: BGPLab) -
             "delete", "secret", "md5-wrong", "md5-right", "-n", NAMESPACE, "--ignore-not-found"
         )
     wait_until(lambda: bgp.router.state(md5) != "Established", 15, "the MD5 session closed with its BGPPeer")
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 10, "its next hop gone with it")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 10, "its next hop gone with it")
 
 
 def test_ipv6_peers_learn_the_service_prefix_with_ecmp(bgp: BGPLab) -> None:
@@ -324,7 +335,7 @@ def test_ipv6_peers_learn_the_service_prefix_with_ecmp(bgp: BGPLab) -> None:
 
 def test_a_peer_change_reloads_only_its_sessions_and_the_routes_come_back(bgp: BGPLab) -> None:
     _, ip = _service(bgp, "reload", 1)
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
     assert {bgp.router.hold_time(n) for n in bgp.v4} == {9}
     v6_since = {n.address: bgp.router.since(n) for n in bgp.v6}
     changed = time.monotonic()
@@ -333,24 +344,24 @@ def test_a_peer_change_reloads_only_its_sessions_and_the_routes_come_back(bgp: B
         wait_until(
             lambda: {bgp.router.hold_time(n) for n in bgp.v4} == {6}, 20, "hold timer 6 s on all nodes"
         )
-        wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 15, "the route back via all nodes")
+        bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 15, "the route back via all nodes")
         print(f"holdTime changed -> sessions re-established, routes back: {time.monotonic() - changed:.2f} s")
         assert bgp.established(bgp.v6)
         assert {n.address: bgp.router.since(n) for n in bgp.v6} == v6_since, "IPv6 sessions were not reset"
     finally:
         bgp.patch_peer("router", {"holdTime": "9s"})
     wait_until(lambda: {bgp.router.hold_time(n) for n in bgp.v4} == {9}, 20, "hold timer back to 9 s")
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 15, "the route back again")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 15, "the route back again")
 
 
 def test_a_graceful_speaker_stop_removes_its_next_hop_at_once(bgp: BGPLab) -> None:
     bgp.l2.ensure_speakers()
     _, ip = _service(bgp, "rolling", 3)
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
     stopped = time.monotonic()
     bgp.l2.kill_speaker("node3", graceful=True)
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2), 5, "node3's next hop to go")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2), 5, "node3's next hop to go")
     print(f"graceful stop -> next hop gone: {time.monotonic() - stopped:.2f} s")
     assert time.monotonic() - stopped < 2.0
     bgp.l2.ensure_speakers()
-    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 30, "node3 back after its restart")
+    bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 30, "node3 back after its restart")

@@ -19,6 +19,7 @@ from ironlb.speaker.exabgp_api import (
     announce_command,
     diff_routes,
     parse_event,
+    resend_routes,
     withdraw_command,
 )
 from ironlb_lab.routers import parse_bird_routes
@@ -227,3 +228,12 @@ def test_bird_rib_parser_merges_paths() -> None:
     assert info.next_hops == {"198.51.100.11", "198.51.100.12"}
     assert info.communities == {"64512:100", "65535:65281"} and info.large_communities == {"64512:1:2"}
     assert info.local_pref == 100
+
+
+def test_a_resend_announces_only_what_was_sent_and_is_still_wanted() -> None:
+    kept, gone, new = Route("203.0.113.1/32"), Route("203.0.113.2/32"), Route("203.0.113.3/32")
+    sent = {"a": frozenset({kept, gone}), "b": frozenset({kept})}
+    wanted = {"a": frozenset({kept, new}), "b": frozenset({kept})}
+    assert resend_routes(sent, wanted, ["a"]) == [Change("a", "announce", kept)]
+    assert resend_routes(sent, wanted, []) == []
+    assert all(change.action == "announce" for change in resend_routes(sent, wanted, ["a", "b"]))

@@ -8,7 +8,7 @@ route <prefix>``. A changed route is simply announced again: BGP replaces a pref
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,6 +57,18 @@ def diff_routes(
         ]
         announcements += [Change(session, "announce", r) for r in sorted(new - old)]
     return withdrawals + announcements
+
+
+def resend_routes(
+    announced: Mapping[str, frozenset[Route]], wanted: Mapping[str, frozenset[Route]], sessions: Iterable[str]
+) -> list[Change]:
+    """Announce again what a session was sent and still wants (what exabgp may have lost as the session came
+    up). Never a withdrawal, and never touching what ``diff_routes`` changes: resending is always safe."""
+    return [
+        Change(session, "announce", route)
+        for session in sorted(set(sessions))
+        for route in sorted(announced.get(session, frozenset()) & wanted.get(session, frozenset()))
+    ]
 
 
 def command_for(change: Change, peer_address: str) -> str:

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from .bgp_routes import Route
 from .contract import ExabgpConfig, SecretRef
-from .exabgp_api import command_for, diff_routes, parse_event
+from .exabgp_api import command_for, diff_routes, parse_event, resend_routes
 from .exabgp_config import render_exabgp
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF_SECONDS = 1.0
 # exabgp can drop an announcement that races with a session coming up: re-send after it settled.
 RESYNC_AFTER_UP_SECONDS = 0.5
+FULL_RESYNC_SECONDS = 10.0  # every Established session's routes are announced again (exabgp dedups)
 # exabgp reports a session only once its TCP connection is up: one that never gets there is explained after
 NO_CONNECTION_REPORT_SECONDS = 5.0
 NOT_CONNECTED_YET = "not connected yet"
@@ -112,6 +113,8 @@ class ExabgpSupervisor:
         self._wanted: dict[str, frozenset[Route]] = {}
         self._sent: dict[str, frozenset[Route]] = {}
         self._resync: dict[str, float] = {}
+        self._resend: set[str] = set()  # sessions whose unchanged routes are announced once more
+        self._next_full_resync = time.monotonic() + FULL_RESYNC_SECONDS
         self._states: dict[str, SessionState] = {}
         self._connection: socket.socket | None = None
         self._pending_acks = 0
@@ -200,8 +203,11 @@ class ExabgpSupervisor:
             due = [name for name, at in self._resync.items() if at <= now]
             for name in due:
                 del self._resync[name]
-                self._sent.pop(name, None)
+            if now >= self._next_full_resync:  # a safety net: an update exabgp lost is sent again
+                self._next_full_resync = now + FULL_RESYNC_SECONDS
+                due += [name for name, state in self._states.items() if state.state == "Established"]
             if due:
+                self._resend.update(due)
                 self._lock.notify_all()
         process = self._process
         if self._stopping or process is None or process.poll() is None:
@@ -360,14 +366,19 @@ class ExabgpSupervisor:
             with self._lock:
                 self._lock.wait_for(
                     lambda: (
-                        self._stopping or (self._connection is not None and self._wanted_here() != self._sent)
+                        self._stopping
+                        or (
+                            self._connection is not None
+                            and (self._wanted_here() != self._sent or bool(self._resend))
+                        )
                     )
                 )
                 if self._stopping:
                     return
                 connection = self._connection
                 wanted = self._wanted_here()
-                changes = diff_routes(self._sent, wanted)
+                changes = diff_routes(self._sent, wanted) + resend_routes(self._sent, wanted, self._resend)
+                self._resend = set()
                 addresses = self._peer_addresses()
                 self._sent = wanted
                 self._pending_acks += len(changes)
