@@ -115,7 +115,7 @@ SecretLookup = Callable[[str, str], Mapping[str, str] | None]
 
 
 def with_passwords(
-    config: ExabgpConfig, lookup: SecretLookup, warned: set[str] | None = None
+    config: ExabgpConfig, lookup: SecretLookup, closed: dict[str, tuple[str, float]] | None = None
 ) -> ExabgpConfig:
     """Passwords from the watched Secrets (never an API call in the loop). A session whose Secret or key
     is missing is left out: opening it without MD5 would be worse than not opening it."""
@@ -125,20 +125,15 @@ def with_passwords(
         if ref is not None:
             encoded = (lookup(ref.namespace, ref.name) or {}).get(ref.key)
             if not encoded:
-                if warned is not None and neighbor.session.name not in warned:
-                    warned.add(neighbor.session.name)
-                    log.error(
-                        "BGPPeer %s: no key %r in Secret %s/%s; the session stays closed",
-                        neighbor.session.name,
-                        ref.key,
-                        ref.namespace,
-                        ref.name,
-                    )
+                reason = f"no key {ref.key!r} in Secret {ref.namespace}/{ref.name}: the session stays closed"
+                if closed is not None and neighbor.session.name not in closed:
+                    closed[neighbor.session.name] = (reason, time.time())
+                    log.error("BGPPeer %s: %s", neighbor.session.name, reason)
                 continue
             password = base64.b64decode(encoded).decode().rstrip("\r\n")  # `echo pw | base64` adds one
             neighbor = neighbor.model_copy(update={"password": SecretStr(password)})
-        elif warned is not None:
-            warned.discard(neighbor.session.name)
+        if closed is not None:
+            closed.pop(neighbor.session.name, None)
         neighbors.append(neighbor)
     return config.model_copy(update={"neighbors": tuple(neighbors)})
 
@@ -149,7 +144,7 @@ class BGPAgent:
     ) -> None:
         self.kube, self.node, self.namespace, self.run_dir = kube, node, namespace, run_dir
         self.secrets = secrets
-        self._warned: set[str] = set()
+        self._closed: dict[str, tuple[str, float]] = {}  # sessions left closed: (why, since)
         self.supervisor: ExabgpSupervisor | None = None
         self._reported: dict[str, tuple[str, float, int]] = {}
         self._next_report = 0.0
@@ -175,7 +170,7 @@ class BGPAgent:
             self._next_report = 0.0  # the selected nodes changed: the counts are stale, report at once
         self._selected = selected
         if wanted is not None:
-            wanted = with_passwords(wanted, self.secrets, self._warned)
+            wanted = with_passwords(wanted, self.secrets, self._closed)
         if wanted is None or not wanted.neighbors:
             if self.supervisor is not None:
                 log.info("no BGP session to open from node %s any more: stopping exabgp", self.node)
@@ -200,10 +195,15 @@ class BGPAgent:
             self._routes = routes
 
     def poll(self) -> None:
-        if self.supervisor is None:
+        states: dict[str, SessionState] = {}
+        if self.supervisor is not None:
+            self.supervisor.poll()
+            states = self.supervisor.sessions()
+        for name, (reason, since) in self._closed.items():  # say why on the BGPPeer, not only in the log
+            if name in self._selected and name not in states:
+                states[name] = SessionState("Idle", since, reason)
+        if not states:
             return
-        self.supervisor.poll()
-        states = self.supervisor.sessions()
         now = time.monotonic()
         due = now >= self._next_report
         for name, state in states.items():
