@@ -325,8 +325,9 @@ def run(
                     log.info("announcing %s (%s) from node %s", address, owned[address], node)
                     TAKEOVERS.labels(node=node).inc()
                     reports.put((owned[address], address))
-            for address in set(announced) - set(owned):
-                ANNOUNCING.remove(announced[address], str(address), node)
+            for address, service in announced.items():
+                if owned.get(address) != service:  # released, or now another Service's (shared IPs)
+                    ANNOUNCING.remove(service, str(address), node)
             for address, service in owned.items():
                 ANNOUNCING.labels(service, str(address), node).set(1)
             announced = dict(owned)
