@@ -189,6 +189,7 @@ class Responders:
     def __init__(self) -> None:
         self.by_interface: dict[str, L2Responder] = {}
         self._retry_at: dict[str, float] = {}  # interfaces that could not be opened: when to try again
+        self._selector = selectors.DefaultSelector()  # every responder's sockets, kept across ticks
 
     def get(self, interface: str) -> L2Responder | None:
         responder = self.by_interface.get(interface)
@@ -204,6 +205,8 @@ class Responders:
                 return None
             self._retry_at.pop(interface, None)
             self.by_interface[interface] = responder
+            for sock in (responder.arp, responder.ndp):
+                self._selector.register(sock, selectors.EVENT_READ, responder)
         return responder
 
     def set_owned(self, owned: dict[IPAddress, frozenset[str]]) -> list[tuple[L2Responder, IPAddress]]:
@@ -221,6 +224,8 @@ class Responders:
                 fresh += [(responder, address) for address in responder.set_owned(addresses)]
             except OSError as error:  # the interface went away (a VLAN or bond re-created): reopen later
                 log.warning("interface %s: %s; reopening it", interface, error)
+                for sock in (responder.arp, responder.ndp):
+                    self._selector.unregister(sock)
                 responder.close()
                 del self.by_interface[interface]
         return fresh
@@ -230,20 +235,16 @@ class Responders:
 
     def answer_for(self, seconds: float) -> None:
         """Answer on every interface during ``seconds`` (one select over all sockets)."""
-        deadline = time.monotonic() + seconds
-        sockets = {s: (r, s) for r in self.by_interface.values() for s in (r.arp, r.ndp)}
-        if not sockets:
+        if not self.by_interface:
             time.sleep(seconds)
             return
-        with selectors.DefaultSelector() as selector:
-            for sock in sockets:
-                selector.register(sock, selectors.EVENT_READ)
-            while (remaining := deadline - time.monotonic()) > 0:
-                for key, _ in selector.select(remaining):
-                    responder, sock = sockets[key.fileobj]  # type: ignore[index]
-                    responder.drain(sock)
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            for key, _ in self._selector.select(remaining):
+                key.data.drain(key.fileobj)
 
     def close(self) -> None:
+        self._selector.close()
         for responder in self.by_interface.values():
             responder.close()
 
