@@ -10,6 +10,7 @@ and exabgp's PID. SIGTERM stops gracefully (withdraw, then end exabgp), as the s
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import signal
@@ -17,8 +18,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .bgp_agent import with_passwords
 from .bgp_routes import Route
-from .contract import ExabgpConfig, SecretRef
+from .contract import ExabgpConfig
 from .exabgp_process import ExabgpSupervisor
 
 
@@ -37,6 +39,18 @@ def _routes(data: dict[str, list[dict[str, Any]]]) -> dict[str, frozenset[Route]
     }
 
 
+def _config(state: dict[str, Any]) -> ExabgpConfig:
+    """The configuration with its passwords, through the speaker's own path (``with_passwords``): the
+    state file's passwords stand in for the Secrets, by Secret name."""
+    passwords: dict[str, str] = state.get("passwords", {})
+
+    def lookup(namespace: str, name: str) -> dict[str, str] | None:
+        password = passwords.get(name)
+        return None if password is None else {"password": base64.b64encode(password.encode()).decode()}
+
+    return with_passwords(ExabgpConfig.model_validate(state["config"]), lookup)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state", type=Path, required=True)
@@ -48,12 +62,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     state = json.loads(args.state.read_text())
-    passwords: dict[str, str] = state.get("passwords", {})
-
-    def resolve(ref: SecretRef) -> str | None:
-        return passwords.get(ref.name)
-
-    supervisor = ExabgpSupervisor(ExabgpConfig.model_validate(state["config"]), args.run_dir, resolve)
+    supervisor = ExabgpSupervisor(_config(state), args.run_dir)
     supervisor.start()
     supervisor.set_routes(_routes(state.get("routes", {})))
     seen = args.state.stat().st_mtime_ns
@@ -64,9 +73,7 @@ def main() -> None:
         if mtime != seen:
             seen = mtime
             state = json.loads(args.state.read_text())
-            passwords.clear()
-            passwords.update(state.get("passwords", {}))
-            supervisor.reconfigure(ExabgpConfig.model_validate(state["config"]))
+            supervisor.reconfigure(_config(state))
             supervisor.set_routes(_routes(state.get("routes", {})))
         sessions = {name: s.state for name, s in supervisor.sessions().items()}
         text = json.dumps({"pid": supervisor.pid, "restarts": supervisor.restarts, "sessions": sessions})

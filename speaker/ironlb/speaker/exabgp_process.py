@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pydantic import SecretStr
-
 from .bgp_routes import Route
-from .contract import ExabgpConfig, SecretRef
+from .contract import ExabgpConfig
 from .exabgp_api import command_for, diff_routes, parse_event, resend_routes
 from .exabgp_config import render_exabgp
 
@@ -102,12 +100,11 @@ class ExabgpSupervisor:
         self,
         config: ExabgpConfig,
         run_dir: Path,
-        resolve_password: Callable[[SecretRef], str | None] = lambda ref: None,
         exabgp: Path | None = None,
     ) -> None:
+        """``config`` carries the MD5 passwords already (the speaker reads them from its Secret watch)."""
         self._config = config
         self._run_dir = run_dir
-        self._resolve = resolve_password
         self._exabgp = exabgp or Path(sys.executable).parent / "exabgp"
         self._lock = threading.Condition()
         self._wanted: dict[str, frozenset[Route]] = {}
@@ -267,18 +264,8 @@ class ExabgpSupervisor:
                 log.info("BGP session %s is Active: %s", session.name, reason)
 
     def _write_config(self) -> None:
-        neighbors = []
-        for neighbor in self._config.neighbors:
-            secret = neighbor.session.password_secret
-            if neighbor.password is None and secret is not None:
-                password = self._resolve(secret)
-                if password is not None:
-                    neighbor = neighbor.model_copy(update={"password": SecretStr(password)})
-            neighbors.append(neighbor)
         relay = f"{sys.executable} -m ironlb.speaker.exabgp_relay {self.socket_path}"
-        text = render_exabgp(
-            self._config.model_copy(update={"neighbors": tuple(neighbors), "api_command": relay})
-        )
+        text = render_exabgp(self._config.model_copy(update={"api_command": relay}))
         temporary = self.config_path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
