@@ -24,7 +24,7 @@ from .controlplane import _die_with_parent
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane
-    from .network import LabNetwork
+    from .network import Host, LabNetwork
 
 HACK = Path(__file__).resolve().parents[1]
 
@@ -112,18 +112,25 @@ class ApiBridge:
             time.sleep(0.05)
         for role, host in self.lab.hosts.items():
             if role.startswith("node"):
-                log_path = self.workdir / f"apibridge-{role}.log"
-                self.lab.spawn(
-                    host,
-                    [sys.executable, "-m", "ironlb_lab.apibridge", "node", str(self.socket), port],
-                    log_path,
-                    env=env,
-                )
-                while "bridging" not in (log_path.read_text() if log_path.exists() else ""):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the API bridge in {role} did not start")
-                    time.sleep(0.05)
+                self.forward_into(host)
         return self
+
+    def forward_into(self, host: Host, timeout: float = 10) -> subprocess.Popen[bytes]:
+        """Start the forwarder that makes 127.0.0.1:PORT inside ``host``'s namespace the API server; returns
+        once it listens (the lab ends it with itself, or the caller by PID)."""
+        log_path = self.workdir / f"apibridge-{host.role}.log"
+        process = self.lab.spawn(
+            host,
+            [sys.executable, "-m", "ironlb_lab.apibridge", "node", str(self.socket), str(self.plane.port)],
+            log_path,
+            env={**os.environ, "PYTHONPATH": str(HACK)},
+        )
+        deadline = time.monotonic() + timeout
+        while "bridging" not in (log_path.read_text() if log_path.exists() else ""):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise TimeoutError(f"the API bridge in {host.role} did not start")
+            time.sleep(0.05)
+        return process
 
     def stop(self) -> None:
         if self.host is not None and self.host.poll() is None:

@@ -61,7 +61,7 @@ class L2Lab:
                 register_node(self.plane, node.role, str(node.v4))
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir).start()
             self.runner = LabPodRunner(
-                self.lab, self.plane, self.workdir, self.bridge.socket, frozenset({self.namespace})
+                self.lab, self.plane, self.workdir, self.bridge, frozenset({self.namespace})
             ).start()
             # the pools' addresses are on the LAN: the client and the router reach them on-link
             for host in (self.lab.client, self.lab.router):

@@ -29,6 +29,7 @@ from typing import Any
 import urllib3
 from ironlb.operator.kube import ApiError, KubeClient
 
+from .apibridge import ApiBridge
 from .controlplane import ControlPlane
 from .network import Host, LabNetwork, ip
 
@@ -103,7 +104,7 @@ class LabPodRunner:
     lab: LabNetwork
     plane: ControlPlane
     workdir: Path
-    api_socket: Path
+    bridge: ApiBridge
     namespaces: frozenset[str] = frozenset()  # run only pods of these namespaces (labs may share a plane)
     restart_delay: float = 10.0
     pods: dict[str, RunningPod] = field(default_factory=dict)
@@ -217,7 +218,7 @@ class LabPodRunner:
                     pod, variable["valueFrom"]["fieldRef"]["fieldPath"], str(node.v4)
                 )
         env["KUBECONFIG"] = str(self._kubeconfig(pod, directory))
-        host = node if spec.get("hostNetwork") else self._isolated_namespace(key)
+        host = node if spec.get("hostNetwork") else self._isolated_namespace()
         running = RunningPod(
             key=key,
             uid=metadata.get("uid", ""),
@@ -317,7 +318,7 @@ class LabPodRunner:
         path.chmod(0o600)
         return path
 
-    def _isolated_namespace(self, key: str) -> Host:
+    def _isolated_namespace(self) -> Host:
         """A pod network namespace whose only connection is the API bridge on its loopback (the bridge's
         process is remembered with the namespace and ended with it)."""
         self._isolated += 1
@@ -325,26 +326,7 @@ class LabPodRunner:
         namespace = self.lab._namespace(role)
         host = Host(role, namespace, self.lab.node(1).v4, self.lab.node(1).v6)
         self.lab.hosts[role] = host
-        hack = str(Path(__file__).resolve().parents[1])
-        log_path = self.workdir / f"apibridge-{role}.log"
-        self._bridges[namespace] = self.lab.spawn(
-            host,
-            [
-                sys.executable,
-                "-m",
-                "ironlb_lab.apibridge",
-                "node",
-                str(self.api_socket),
-                str(self.plane.port),
-            ],
-            log_path,
-            env={**os.environ, "PYTHONPATH": hack},
-        )
-        deadline = time.monotonic() + 10
-        while "bridging" not in (log_path.read_text() if log_path.exists() else ""):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the API bridge for pod {key} did not start")
-            time.sleep(0.05)
+        self._bridges[namespace] = self.bridge.forward_into(host)
         return host
 
     # ------------------------------------------------------------------------------------- supervision
