@@ -229,18 +229,8 @@ class BGPAgent:
             "message": state.reason[:1024],
             "announcedPrefixes": prefixes,
         }
-        path = PEERS_PATH.format(namespace=self.namespace, name=peer)
-        manifest = {
-            "apiVersion": "ironlb.io/v1beta1",
-            "kind": "BGPPeer",
-            "metadata": {"name": peer, "namespace": self.namespace},
-            "status": {"nodes": [entry]},
-        }
         try:
-            body = self.kube.apply(path, manifest, field_manager=f"ironlb-speaker-{self.node}")
-            summary = peer_summary(selected, (body.get("status") or {}).get("nodes") or [])
-            if any((body.get("status") or {}).get(key) != value for key, value in summary.items()):
-                self.kube.merge_patch(path, {"status": summary})
+            self._apply_entries(peer, [entry], selected)
             if state.state == "Established" or state.reason:
                 log.info("BGP session %s from %s: %s %s", peer, self.node, state.state, state.reason)
         except API_ERRORS as error:
@@ -257,20 +247,27 @@ class BGPAgent:
         self._writer.submit(lambda: self._write_forget(peer, selected))
 
     def _write_forget(self, peer: str, selected: Sequence[str]) -> None:
+        try:
+            self._apply_entries(peer, [], selected)
+        except API_ERRORS as error:
+            log.warning("removing node %s from BGPPeer %s: %s", self.node, peer, error)
+
+    def _apply_entries(self, peer: str, entries: list[dict[str, Any]], selected: Sequence[str]) -> None:
+        """Server-side apply this node's entries of ``status.nodes`` (its own field manager: no entry
+        removes the one it owned), then bring the peer's counts up to date from what the server holds."""
         path = PEERS_PATH.format(namespace=self.namespace, name=peer)
         manifest = {
             "apiVersion": "ironlb.io/v1beta1",
             "kind": "BGPPeer",
             "metadata": {"name": peer, "namespace": self.namespace},
-            "status": {"nodes": []},
+            "status": {"nodes": entries},
         }
-        try:
-            body = self.kube.apply(path, manifest, field_manager=f"ironlb-speaker-{self.node}")
-            summary = peer_summary(selected, (body.get("status") or {}).get("nodes") or [])
-            if any((body.get("status") or {}).get(key) != value for key, value in summary.items()):
-                self.kube.merge_patch(path, {"status": summary})
-        except API_ERRORS as error:
-            log.warning("removing node %s from BGPPeer %s: %s", self.node, peer, error)
+        status = (
+            self.kube.apply(path, manifest, field_manager=f"ironlb-speaker-{self.node}").get("status") or {}
+        )
+        summary = peer_summary(selected, status.get("nodes") or [])
+        if any(status.get(key) != value for key, value in summary.items()):
+            self.kube.merge_patch(path, {"status": summary})
 
     def stop(self) -> None:
         """Withdraw every route and close the sessions (a graceful stop: routers drop this next hop now)."""
