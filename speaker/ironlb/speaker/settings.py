@@ -2,7 +2,8 @@
 
 Kubernetes replaces a mounted ConfigMap's files in place when the ConfigMap changes, so the speaker re-reads
 the file and applies the live settings (log level, refresh period) without a restart; the others are bound
-at start (the operator rolls the DaemonSet when they change).
+at start (the operator rolls the DaemonSet when they change). The file is read with the operator's own
+model (``IronLBConfig.spec.speaker``), so both sides share one definition and its defaults.
 """
 
 from __future__ import annotations
@@ -10,20 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ironlb.operator.api.config import SpeakerSettings
+from pydantic import ValidationError
 
 log = logging.getLogger("ironlb.speaker.settings")
-
-
-class SpeakerRuntimeSettings(BaseModel):
-    """The fields of IronLBConfig.spec.speaker a speaker process uses (extra keys are ignored)."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
-
-    log_level: str = Field(default="info", alias="logLevel")
-    gratuitous_refresh_seconds: int = Field(default=30, ge=0, alias="gratuitousRefreshSeconds")
-    heartbeat_port: int = Field(default=7946, ge=1, le=65535, alias="heartbeatPort")
-    metrics_port: int = Field(default=7473, ge=1, le=65535, alias="metricsPort")
 
 
 class SettingsFile:
@@ -32,7 +23,7 @@ class SettingsFile:
     def __init__(self, path: str | None) -> None:
         self.path = Path(path) if path else None
         self._text: str | None = None
-        self.current = SpeakerRuntimeSettings()
+        self.current = SpeakerSettings()
         self.reload()
 
     def reload(self) -> bool:
@@ -48,7 +39,7 @@ class SettingsFile:
             return False
         self._text = text
         try:
-            settings = SpeakerRuntimeSettings.model_validate_json(text)
+            settings = SpeakerSettings.model_validate_json(text)
         except ValidationError as error:
             log.error("settings %s are invalid, keeping the previous ones: %s", self.path, error)
             return False
@@ -57,5 +48,5 @@ class SettingsFile:
         return changed
 
 
-def apply_log_level(settings: SpeakerRuntimeSettings) -> None:
+def apply_log_level(settings: SpeakerSettings) -> None:
     logging.getLogger().setLevel(settings.log_level.upper())
