@@ -145,6 +145,17 @@ class L2Lab:
         ).stdout
         return f"{pods}\n{taints}\n{events[-3000:]}"
 
+    def speaker_logs(self, lines: int = 15) -> str:
+        """The last lines each node's speaker container wrote: what a person reads when a route is missing."""
+        tails = []
+        for number in range(1, self.nodes + 1):
+            role = self.lab.node(number).role
+            pod = self.speaker(role)
+            log = pod.directory / "container.log" if pod is not None else None
+            text = log.read_text(errors="replace") if log is not None and log.exists() else "(no log)"
+            tails.append(f"--- speaker on {role}\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(tails)
+
     def kill_speaker(self, role: str, graceful: bool = False) -> None:
         """SIGKILL (a crash) or SIGTERM (a rolling update) the speaker of one node; its pod's container is
         restarted by the runner after the kubelet's back-off, or at once by ``ensure_speakers``."""

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from .network import Host, LabNetwork
@@ -235,15 +236,23 @@ class Bird(_Router):
         match = re.search(r"Hold timer:\s+\S+/(\d+)", self.show(neighbor))
         return int(match.group(1)) if match else None
 
-    def since(self, neighbor: Neighbor) -> str:
-        """When the protocol last changed state (the Since column): unchanged means no session flap."""
+    def since(self, neighbor: Neighbor) -> datetime:
+        """When the protocol last changed state (the Since column): the same moment means no session flap.
+        BIRD keeps monotonic times and renders them as wall-clock time when asked, so two readings of one
+        moment can differ by a millisecond: compare them with ``same_moment``."""
         lines = self.show(neighbor).splitlines()
         row = next(line for line in lines if line.startswith(self.protocol(neighbor) + " "))
-        return " ".join(row.split()[4:6])  # date and time (``timeformat protocol iso long ms``)
+        # date and time (``timeformat protocol iso long ms``)
+        return datetime.strptime(" ".join(row.split()[4:6]), "%Y-%m-%d %H:%M:%S.%f")
 
     def kernel_routes(self, family: int = 4) -> str:
         """The router's forwarding table, as ``ip route`` prints it (ECMP shows as nexthop lines)."""
         return self._run("ip", f"-{family}", "route", "show", "proto", "bird")
+
+
+def same_moment(first: datetime, second: datetime, tolerance: float = 0.1) -> bool:
+    """Two readings of BIRD's Since column that name one state change (see ``Bird.since``)."""
+    return abs((first - second).total_seconds()) <= tolerance
 
 
 # ------------------------------------------------------------------------------------------------ GoBGP

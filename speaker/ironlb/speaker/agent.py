@@ -92,6 +92,14 @@ def list_and_watch(
             stop.wait(1.0)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    config: SpeakerGlobalConfig
+    announcements: list[ServiceAnnouncement]
+    endpoints: dict[str, frozenset[str]]  # Service -> nodes with a ready endpoint
+
+
 @dataclass
 class State:
     """What the watches have seen; replaced piecewise under a lock, read as a whole by the loop."""
@@ -108,7 +116,17 @@ class State:
         name, data = body["metadata"]["name"], body.get("data") or {}
         with self.lock:
             if "config.json" in data:
-                self.config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
+                config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
+                if config != self.config:
+                    log.info(
+                        "configuration %s: %d nodes, %d L2 and %d BGP advertisements, BGP peers %s",
+                        body["metadata"].get("resourceVersion"),
+                        len(config.node_addresses),
+                        len(config.l2),
+                        len(config.bgp),
+                        {p.session.name: list(p.nodes) for p in config.peers} or "none",
+                    )
+                self.config = config
                 self.configured = True
                 self.version += 1
             elif kind == "DELETED":
@@ -147,13 +165,15 @@ class State:
         with self.lock:
             return self.secrets.get((namespace, name))
 
-    def snapshot(self) -> tuple[SpeakerGlobalConfig, list[ServiceAnnouncement], dict[str, frozenset[str]]]:
+    def snapshot(self) -> Snapshot:
+        """Everything the loop decides from, and the version it is: read under one lock, so a change that
+        arrives after this call always has a newer version (and is never marked as seen unseen)."""
         with self.lock:
             endpoints: dict[str, frozenset[str]] = {}
             for service, nodes in self.slices.values():
                 endpoints[service] = endpoints.get(service, frozenset()) | nodes
             announcements = [a for shard in self.shards.values() for a in shard]
-            return self.config, announcements, endpoints
+            return Snapshot(self.version, self.config, announcements, endpoints)
 
 
 class LinkWatch:
@@ -306,7 +326,8 @@ def run(
         while not stop.is_set():
             now = time.monotonic()
             health.tick()
-            config, announcements, endpoints = state.snapshot()
+            snapshot = state.snapshot()
+            config, announcements, endpoints = snapshot.config, snapshot.announcements, snapshot.endpoints
             health.configured = state.configured
             heartbeats.send([address for name, address in config.node_addresses.items() if name != node])
             heartbeats.receive_all(members)
@@ -333,8 +354,8 @@ def run(
                 ANNOUNCING.labels(service, str(address), node).set(1)
             announced = dict(owned)
             OWNED.labels(node=node).set(len(owned))
-            if state.version != seen_version and now >= bgp_retry_at:
-                seen_version = state.version
+            if snapshot.version != seen_version and now >= bgp_retry_at:
+                seen_version = snapshot.version
                 try:
                     bgp.update(config, announcements, endpoints, primary)
                 except Exception:  # BGP trouble must never stop the Layer 2 answers: log, retry in 1 s
@@ -355,8 +376,8 @@ def run(
                 next_refresh = now + settings.current.gratuitous_refresh_seconds
             responders.answer_for(tick)
         # a graceful stop: tell the peers first, so the new owners take over without waiting for a timeout
-        config, _, _ = state.snapshot()
-        heartbeats.send([a for name, a in config.node_addresses.items() if name != node], leaving=True)
+        addresses = state.snapshot().config.node_addresses
+        heartbeats.send([a for name, a in addresses.items() if name != node], leaving=True)
     finally:
         bgp.stop()  # withdraw routes and close sessions: routers drop this next hop at once
         responders.close()
@@ -368,8 +389,7 @@ def wait_for_primary_interface(state: State, node: str, stop: threading.Event, h
     warned = False
     while not stop.is_set():
         health.tick()
-        config, _, _ = state.snapshot()
-        address = config.node_addresses.get(node)
+        address = state.snapshot().config.node_addresses.get(node)
         if address is not None:
             found = interface_with(address)
             if found is not None:
