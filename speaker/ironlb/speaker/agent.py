@@ -119,12 +119,12 @@ class State:
                 config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
                 if config != self.config:
                     log.info(
-                        "configuration %s: %d nodes, %d L2 and %d BGP advertisements, BGP peers %s",
+                        "configuration %s: %d nodes, %d L2 and %d BGP advertisements, BGP peers (nodes) %s",
                         body["metadata"].get("resourceVersion"),
                         len(config.node_addresses),
                         len(config.l2),
                         len(config.bgp),
-                        {p.session.name: list(p.nodes) for p in config.peers} or "none",
+                        {p.session.name: len(p.nodes) for p in config.peers} or "none",
                     )
                 self.config = config
                 self.configured = True
@@ -166,8 +166,8 @@ class State:
             return self.secrets.get((namespace, name))
 
     def snapshot(self) -> Snapshot:
-        """Everything the loop decides from, and the version it is: read under one lock, so a change that
-        arrives after this call always has a newer version (and is never marked as seen unseen)."""
+        """Everything the loop decides from, with its version, read under one lock: a change arriving after
+        this call has a newer version, so the loop can never take it as seen before using it."""
         with self.lock:
             endpoints: dict[str, frozenset[str]] = {}
             for service, nodes in self.slices.values():
