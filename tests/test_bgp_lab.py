@@ -130,12 +130,18 @@ def test_a_wrong_md5_password_keeps_the_session_down(lab: LabNetwork, tmp_path: 
     assert "wrong" not in (tmp_path / "node2" / "speaker.log").read_text()
 
 
-def test_exabgp_dying_is_restarted_and_reannounces(lab: LabNetwork, tmp_path: Path) -> None:
+def node1_announcing_to_bird(lab: LabNetwork, tmp_path: Path) -> tuple[Bird, LabSpeaker]:
+    """BIRD and node1's speaker with its route in BIRD's RIB: the start of the supervisor-failure tests."""
     router = Bird(lab, tmp_path / "bird", ROUTER_ASN, neighbors(lab)).start()
     speaker = speakers(lab, tmp_path)[0]
     speaker.start({"router": [Route(PREFIX)]})
     speaker.wait_established()
     wait_for(lambda: hops(router), what="route")
+    return router, speaker
+
+
+def test_exabgp_dying_is_restarted_and_reannounces(lab: LabNetwork, tmp_path: Path) -> None:
+    router, speaker = node1_announcing_to_bird(lab, tmp_path)
     os.kill(speaker.status()["pid"], signal.SIGKILL)
     wait_for(lambda: speaker.status().get("restarts") == 1, what="restart")
     speaker.wait_established()
@@ -143,11 +149,7 @@ def test_exabgp_dying_is_restarted_and_reannounces(lab: LabNetwork, tmp_path: Pa
 
 
 def test_kill_9_of_the_supervisor_ends_exabgp_and_its_routes(lab: LabNetwork, tmp_path: Path) -> None:
-    router = Bird(lab, tmp_path / "bird", ROUTER_ASN, neighbors(lab)).start()
-    speaker = speakers(lab, tmp_path)[0]
-    speaker.start({"router": [Route(PREFIX)]})
-    speaker.wait_established()
-    wait_for(lambda: hops(router), what="route")
+    router, speaker = node1_announcing_to_bird(lab, tmp_path)
     exabgp = speaker.status()["pid"]
     speaker.stop(signal.SIGKILL)
     _, gone = wait_for(lambda: not hops(router), timeout=5, what="route gone")
