@@ -15,7 +15,7 @@ echo "[test] ruff" >&2
 "$venv_bin/ruff" check .
 "$venv_bin/ruff" format --check .
 echo "[test] mypy (strict)" >&2
-"$venv_bin/mypy" operator/ironlb speaker/ironlb hack/ironlb_lab hack/bench tests
+"$venv_bin/mypy" common/ironlb operator/ironlb speaker/ironlb hack/ironlb_lab hack/bench tests
 echo "[test] OLM bundle (operator-framework validator)" >&2
 bash hack/validate-bundle.sh >/dev/null
 echo "[test] pytest" >&2

@@ -7,6 +7,7 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from ironlb.api import IPAddressPoolSpec
 from ironlb.operator.allocator import (
     Address,
     Allocation,
@@ -18,7 +19,6 @@ from ironlb.operator.allocator import (
     sharing_conflict,
 )
 from ironlb.operator.allocator.runs import UsedRuns
-from ironlb.operator.api import IPAddressPoolSpec
 
 # --- UsedRuns against a set ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ironlb.api import IPAddressPoolSpec, LabelSelector
 from ironlb.operator.allocator import (
     Allocation,
     AllocationRequest,
@@ -15,7 +16,6 @@ from ironlb.operator.allocator import (
     parse_address,
     parse_segment,
 )
-from ironlb.operator.api import IPAddressPoolSpec, LabelSelector
 
 
 def pool(name: str, *addresses: str, created: str = "2026-01-01T00:00:00Z", **spec: object) -> PoolConfig:

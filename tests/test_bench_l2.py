@@ -21,7 +21,7 @@ from bench.l2probe import Answer, ProbeResult, flood, time_answers, watch
 from bench.stats import hwm_mib, percentile, proc_status_mib, rss_mib
 from hypothesis import given
 from hypothesis import strategies as st
-from ironlb.speaker.packets import ArpRequest, arp_reply, parse_arp_request
+from ironlb.speaker.l2.packets import ArpRequest, arp_reply, parse_arp_request
 from ironlb_lab.network import LabNetwork
 from scapy.layers import l2 as scapy_l2
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from ironlb.speaker.bgp_agent import exabgp_config_for, peer_summary, with_passwords
-from ironlb.speaker.contract import BGPSession, PeerPlacement, SecretRef, SpeakerGlobalConfig
+from ironlb.api.contract import BGPSession, PeerPlacement, SecretRef, SpeakerGlobalConfig
+from ironlb.speaker.bgp.agent import exabgp_config_for, peer_summary, with_passwords
 
 SIGNED = BGPSession(
     name="signed",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from ironlb.speaker.bgp_routes import Route
+from ironlb.speaker.bgp.routes import Route
 from ironlb_lab.bgpspeakers import LabSpeaker, session_to_router
 from ironlb_lab.network import LabNetwork
 from ironlb_lab.routers import Bird, GoBGP, Neighbor, RouteInfo

@@ -19,8 +19,8 @@ import pytest
 from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
-from ironlb.operator.kube import KubeClient
-from ironlb.speaker.exabgp_process import no_connection_reason, redact
+from ironlb.api.kube import KubeClient
+from ironlb.speaker.bgp.exabgp_process import no_connection_reason, redact
 from ironlb_lab.bgplab import NODE_ASN, add_lan_address, bgp_peer, node_neighbors, start_router
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab

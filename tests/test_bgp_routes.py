@@ -6,15 +6,14 @@ import ipaddress
 
 from hypothesis import given
 from hypothesis import strategies as st
-from ironlb.speaker.bgp_routes import Route, bgp_routes, normalise_community
-from ironlb.speaker.contract import (
+from ironlb.api.contract import (
     BGPAdvertising,
     BGPSession,
     PeerPlacement,
     ServiceAnnouncement,
     SpeakerGlobalConfig,
 )
-from ironlb.speaker.exabgp_api import (
+from ironlb.speaker.bgp.exabgp_api import (
     Change,
     announce_command,
     diff_routes,
@@ -22,6 +21,7 @@ from ironlb.speaker.exabgp_api import (
     resend_routes,
     withdraw_command,
 )
+from ironlb.speaker.bgp.routes import Route, bgp_routes, normalise_community
 from ironlb_lab.routers import parse_bird_routes
 
 V4 = BGPSession(name="tor-v4", peer_address="198.51.100.126", peer_asn=64500, my_asn=64512)

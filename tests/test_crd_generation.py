@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ironlb.operator.api import ALL_KINDS, IP_ADDRESS_POOL
+from ironlb.api import ALL_KINDS, IP_ADDRESS_POOL
 from ironlb.operator.crdgen import crd_for, render_crds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
-from ironlb.speaker.election import owner
+from ironlb.speaker.l2.election import owner
 
 NODES = [f"node-{n}" for n in range(1, 9)]
 ips = st.ip_addresses().map(str)

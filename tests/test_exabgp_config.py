@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ironlb.operator.api import BGPPeerSpec
+from ironlb.api import BGPPeerSpec
+from ironlb.api.contract import ExabgpConfig, ExabgpNeighbor
+from ironlb.api.durations import duration_seconds
 from ironlb.operator.speakerconfig import session_from_peer
-from ironlb.speaker.contract import ExabgpConfig, ExabgpNeighbor, duration_seconds
-from ironlb.speaker.exabgp_config import render_exabgp
+from ironlb.speaker.bgp.exabgp_config import render_exabgp
 from pydantic import SecretStr
 
 GOLDEN = Path(__file__).parent / "golden" / "exabgp"

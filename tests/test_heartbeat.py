@@ -7,7 +7,7 @@ import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
-from ironlb.speaker.heartbeat import Membership, decode, encode
+from ironlb.speaker.l2.heartbeat import Membership, decode, encode
 from ironlb_lab.network import LabNetwork
 
 KEY = b"k" * 32
@@ -43,7 +43,7 @@ def test_membership_times_out_and_refuses_replays() -> None:
 
 PROBE = """
 import sys, time
-from ironlb.speaker.heartbeat import HeartbeatSocket, Membership
+from ironlb.speaker.l2.heartbeat import HeartbeatSocket, Membership
 node, peer, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 sock, members = HeartbeatSocket(b"k" * 32, node, 17946), Membership(node, timeout=0.3)
 end = time.monotonic() + seconds

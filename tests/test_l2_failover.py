@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 from clusterhelpers import Cluster, remove_created_namespaces, wait_until
-from ironlb.speaker.election import owner
+from ironlb.speaker.l2.election import owner
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 from ironlb_lab.network import Host
@@ -103,12 +103,11 @@ def test_a_graceful_stop_hands_the_ip_over_at_once(l2lab: L2Lab) -> None:
 def test_an_owner_whose_link_goes_down_stops_answering_and_the_other_node_takes_over(l2lab: L2Lab) -> None:
     service = _announced_service(l2lab, "unplugged")
     ip, expected, survivor, macs = service.ip, service.owner, service.survivor, service.macs
-    unplugged = l2lab.lab.node(int(expected[-1]))
-    unplugged.run("ip", "link", "set", "eth0", "down", check=True)
+    l2lab.lab.unplug(expected)
     try:
         wait_until(
             lambda: l2lab.arp(ip) == macs[survivor], 5, f"{survivor} to answer while {expected} is unplugged"
         )
     finally:
-        unplugged.run("ip", "link", "set", "eth0", "up", check=True)
+        l2lab.lab.plug(expected)
     wait_until(lambda: l2lab.arp(ip) == macs[expected], 10, f"{expected} to take its IP back once plugged in")

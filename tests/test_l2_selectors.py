@@ -15,8 +15,8 @@ from bench.ndp_probe import advertised_mac, checksum, override, solicitation
 from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
-from ironlb.speaker.election import owner
-from ironlb.speaker.packets import neighbor_advertisement, parse_neighbor_solicitation
+from ironlb.speaker.l2.election import owner
+from ironlb.speaker.l2.packets import neighbor_advertisement, parse_neighbor_solicitation
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 from ironlb_lab.network import Host, ip

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from clusterhelpers import Cluster, wait_until
-from ironlb.operator.kube import KubeClient
+from ironlb.api.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.kubevirt import LabKubeVirt
 from ironlb_lab.l2lab import L2Lab

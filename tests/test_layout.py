@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ironlb.api
 import ironlb.operator
 import ironlb.speaker
 
@@ -26,6 +27,7 @@ def test_standard_library_operator_is_not_shadowed_from_the_repository_root() ->
 
 
 def test_import_names_live_in_the_design_card_folders() -> None:
+    assert Path(ironlb.api.__file__).is_relative_to(REPO_ROOT / "common")
     assert Path(ironlb.operator.__file__).is_relative_to(REPO_ROOT / "operator")
     assert Path(ironlb.speaker.__file__).is_relative_to(REPO_ROOT / "speaker")
 
@@ -41,6 +43,7 @@ def test_console_scripts_are_installed() -> None:
 def test_design_card_folders_exist() -> None:
     for name in (
         "pyproject.toml",
+        "common",
         "operator",
         "crds",
         "speaker",

@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ironlb.api import BGPAdvertisementSpec, L2AdvertisementSpec
 from ironlb.operator.allocator.addresses import parse_segment
-from ironlb.operator.api import BGPAdvertisementSpec, L2AdvertisementSpec
 from ironlb.operator.crdrules import is_community, is_object_name, normalize_address
 from ironlb.operator.legacy import (
     EVENT_REASON,

@@ -6,7 +6,7 @@ import ipaddress
 
 from hypothesis import given
 from hypothesis import strategies as st
-from ironlb.speaker.packets import (
+from ironlb.speaker.l2.packets import (
     arp_reply,
     gratuitous_arp,
     mac_bytes,

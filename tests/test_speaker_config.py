@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
 from ironlb.operator.allocator import Allocation, parse_address
-from ironlb.operator.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
 from ironlb.operator.speakerconfig import SHARDS, announcement, global_config, shard, shard_of
 
 NODES = {

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from clusterhelpers import Cluster, wait_until
-from ironlb.operator.api.config import SpeakerSettings
+from ironlb.api.config import SpeakerSettings
 from ironlb.operator.manifests import (
     CONFIG_HASH_ANNOTATION,
     rbac,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ironlb.operator.api.config import SpeakerSettings
+from ironlb.api.config import SpeakerSettings
 from ironlb.operator.manifests import speaker_settings_configmap
 from ironlb.speaker.settings import SettingsFile
 

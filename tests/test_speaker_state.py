@@ -7,8 +7,8 @@ kept no route for a Service with a ready endpoint until something else changed (
 
 from __future__ import annotations
 
-from ironlb.speaker.agent import State
-from ironlb.speaker.contract import SpeakerGlobalConfig
+from ironlb.api.contract import SpeakerGlobalConfig
+from ironlb.speaker.state import State
 
 
 def endpointslice(name: str, service: str, nodes: list[str], ready: bool = True) -> dict[str, object]:

@@ -9,8 +9,8 @@ import resource
 import sys
 import time
 
+from ironlb.api import IPAddressPoolSpec
 from ironlb.operator.allocator import AllocationRequest, Allocator, PoolConfig
-from ironlb.operator.api import IPAddressPoolSpec
 
 from bench.stats import percentile
 

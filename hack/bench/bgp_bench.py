@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ironlb.speaker.bgp_routes import Route
+from ironlb.speaker.bgp.routes import Route
 from ironlb_lab.bgpspeakers import LabSpeaker, session_to_router
 from ironlb_lab.network import LabNetwork
 from ironlb_lab.routers import Bird, Neighbor
@@ -99,12 +99,12 @@ def main() -> None:
         assert speaker.process is not None
         # A process kill lets the kernel close the TCP session (the router notices at once); a node that
         # vanishes (power, link) is only noticed when the hold time expires: cut the node's link.
-        node.run("ip", "link", "set", "eth0", "down", check=True)
+        lab.unplug(node.role)
         died = _until(lambda: not hop_present(prefix))
         print(
             f"node link cut -> next hop gone: {died:.1f} s (hold time {session.hold_time_seconds} s, no BFD)"
         )
-        node.run("ip", "link", "set", "eth0", "up", check=True)
+        lab.plug(node.role)
         os.killpg(speaker.process.pid, signal.SIGKILL)
         speaker.process.wait()
 

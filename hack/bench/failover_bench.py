@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ironlb.operator.kube import KubeClient
-from ironlb.speaker.election import owner
+from ironlb.api.kube import KubeClient
+from ironlb.speaker.l2.election import owner
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 

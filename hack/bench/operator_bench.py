@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import urllib3
-from ironlb.operator.kube import ApiError, KubeClient
+from ironlb.api.kube import ApiError, KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.operator import OperatorProcess
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ironlb.operator.kube import KubeClient
+from ironlb.api.kube import KubeClient
 
 
 def lb_service(name: str, namespace: str) -> dict[str, object]:

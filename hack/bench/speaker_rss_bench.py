@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ironlb.operator.kube import KubeClient
+from ironlb.api.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 

@@ -1,6 +1,6 @@
 """exabgp speakers for the lab: one ExabgpSupervisor per node namespace, driven through a JSON state file.
 
-Each runs ``python -m ironlb.speaker.exabgp_harness`` inside its node's namespace (the supervisor's
+Each runs ``python -m ironlb_lab.exabgp_harness`` inside its node's namespace (the supervisor's
 production code, with a file instead of the API server as its input).
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ironlb.speaker.bgp_routes import Route
-from ironlb.speaker.contract import BGPSession, ExabgpConfig, ExabgpNeighbor, SecretRef
+from ironlb.api.contract import BGPSession, ExabgpConfig, ExabgpNeighbor, SecretRef
+from ironlb.speaker.bgp.routes import Route
 
 from .network import Host, LabNetwork
 
@@ -95,7 +95,7 @@ class LabSpeaker:
         argv = [
             sys.executable,
             "-m",
-            "ironlb.speaker.exabgp_harness",
+            "ironlb_lab.exabgp_harness",
             "--state",
             str(self.state_file),
             "--status",
@@ -103,7 +103,10 @@ class LabSpeaker:
             "--run-dir",
             str(self.workdir / "run"),
         ]
-        self.process = self.lab.spawn(self.host, argv, self.workdir / "speaker.log", env=dict(os.environ))
+        hack = str(Path(__file__).resolve().parents[1])  # the harness is lab code: run it from hack/
+        path = os.pathsep.join(p for p in (hack, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONPATH": path}
+        self.process = self.lab.spawn(self.host, argv, self.workdir / "speaker.log", env=env)
         return self
 
     def status(self) -> dict[str, Any]:

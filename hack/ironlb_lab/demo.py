@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from ironlb.operator.kube import KubeClient
+from ironlb.api.kube import KubeClient
 from ironlb.operator.migrate import migrate
-from ironlb.speaker.election import owner
+from ironlb.speaker.l2.election import owner
 
 from .bgplab import bgp_peer, start_router
 from .controlplane import ControlPlane
@@ -307,9 +307,8 @@ def run_layer2_failover(plane: ControlPlane, l2: L2Lab) -> None:
     curl_until_it_works(l2.lab.client, f"{ip}:5678")
     macs = {l2.lab.node(n).mac(): l2.lab.node(n).role for n in range(1, 4)}
     step(f"unplug {victim} (its link goes down: the node is gone for the network); curl every 50 ms")
-    host = l2.lab.hosts[str(victim)]
     with OutageMeter(l2.lab.client, f"http://{ip}:5678/") as meter:
-        host.run("ip", "link", "set", "eth0", "down", check=True)
+        l2.lab.unplug(str(victim))
         time.sleep(3)
     outage, failures, requests = meter.outage()
     survivor = macs.get(l2.arp(ip), "nobody")
@@ -317,7 +316,7 @@ def run_layer2_failover(plane: ControlPlane, l2: L2Lab) -> None:
         f"{survivor} answers for {ip} now (its gratuitous ARP updated the client's neighbour entry); "
         f"outage {outage * 1000:.0f} ms ({failures} of {requests} requests failed)"
     )
-    host.run("ip", "link", "set", "eth0", "up", check=True)
+    l2.lab.plug(str(victim))
     if survivor in (victim, "nobody"):
         raise RuntimeError(f"no other node took over {ip}")
     wait_for(lambda: macs.get(l2.arp(ip)) == victim, 30, f"{victim} to take {ip} back once plugged in")

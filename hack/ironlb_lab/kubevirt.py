@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from ironlb.operator.kube import ApiError, KubeClient, custom_path
+from ironlb.api.kube import ApiError, KubeClient, custom_path
 
 from .workloads import LabKubelet, Pod, ServerCommand
 

@@ -150,7 +150,7 @@ class LabNetwork:
         lan_hosts += [("client", CLIENT), ("router", ROUTER_LAN)]
         for role, offset in lan_hosts:
             namespace = self._namespace(role)
-            port = role[:1] + role[-1] if role.startswith("node") else role[:2]
+            port = self.switch_port(role)
             ip(
                 "link",
                 "add",
@@ -203,6 +203,19 @@ class LabNetwork:
             gateway_v6 = OUTSIDE_V6[ROUTER_OUTSIDE] if role == "remote" else LAN_V6[ROUTER_LAN]
             ip("-n", host.namespace, "route", "add", "default", "via", str(gateway_v4))
             ip("-n", host.namespace, "-6", "route", "add", "default", "via", str(gateway_v6))
+
+    @staticmethod
+    def switch_port(role: str) -> str:
+        """The bridge port a LAN host's cable is plugged into (the switch's end of its veth)."""
+        return role[:1] + role[-1] if role.startswith("node") else role[:2]
+
+    def unplug(self, role: str) -> None:
+        """Pull the host's cable at the switch: it loses carrier but keeps its addresses and routes, as a
+        real machine does (setting its own eth0 down would also drop its default route)."""
+        ip("-n", self.switch, "link", "set", self.switch_port(role), "down")
+
+    def plug(self, role: str) -> None:
+        ip("-n", self.switch, "link", "set", self.switch_port(role), "up")
 
     def spawn(
         self, host: Host, argv: list[str], log: Path, env: dict[str, str] | None = None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from ironlb.operator.kube import ApiError, KubeClient
+from ironlb.api.kube import ApiError, KubeClient
 
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane

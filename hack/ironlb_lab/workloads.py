@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ironlb.operator.kube import ApiError, KubeClient
+from ironlb.api.kube import ApiError, KubeClient
 
 from .controlplane import ControlPlane
 from .network import Host, LabNetwork, ip

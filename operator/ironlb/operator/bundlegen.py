@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ironlb.api.kinds import ALL_KINDS
 
-from .api.kinds import ALL_KINDS
 from .crdgen import _NoAliasDumper, crd_filename, crd_for
 from .manifests import (
     NAMESPACE,

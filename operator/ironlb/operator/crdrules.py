@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ironlb.speaker.contract import duration_seconds
+from ironlb.api import BGPPeerSpec, LabelSelector
+from ironlb.api.advertisements import WELL_KNOWN_COMMUNITIES
+from ironlb.api.common import DNS_SUBDOMAIN_PATTERN, UINT32_MAX
+from ironlb.api.durations import duration_seconds
 from pydantic import BaseModel, ValidationError
-
-from .api import BGPPeerSpec, LabelSelector
-from .api.advertisements import WELL_KNOWN_COMMUNITIES
-from .api.common import DNS_SUBDOMAIN_PATTERN, UINT32_MAX
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -7,44 +7,13 @@ and IronLB also reports from its own tasks (pool status, re-evaluation after a p
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-from .kube import ApiError, KubeClient
+from ironlb.api.events import ObjectRef, event_body
+from ironlb.api.kube import ApiError, KubeClient
 
 log = logging.getLogger("ironlb.events")
-COMPONENT = "ironlb-operator"
-
-
-def event_body(obj: Mapping[str, Any], kind: str, reason: str, message: str, instance: str) -> dict[str, Any]:
-    metadata = obj["metadata"]
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
-        "involvedObject": {
-            "apiVersion": obj.get("apiVersion", "v1"),
-            "kind": obj.get("kind", ""),
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata.get("uid"),
-            "resourceVersion": metadata.get("resourceVersion"),
-        },
-        "type": kind,
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": COMPONENT},
-        "reportingComponent": f"ironlb.io/{COMPONENT}",
-        "reportingInstance": instance,
-        "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "action": reason,
-        "count": 1,
-    }
 
 
 class EventPoster:
@@ -62,7 +31,7 @@ class EventPoster:
         self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._drain()) for _ in range(self.workers)]
 
-    def post(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+    def post(self, obj: ObjectRef, kind: str, reason: str, message: str) -> None:
         """Queue an event; safe from the event loop and from worker threads (asyncio.to_thread)."""
         body = event_body(obj, kind, reason, message, self.instance)
         try:

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
+from ironlb.api import GROUP, VERSION
+from ironlb.api.config import SINGLETON_NAME
+from ironlb.api.kube import ApiError
 
-from .api import GROUP, VERSION
-from .api.config import SINGLETON_NAME
 from .controller import Controller
 from .events import EventPoster
-from .kube import ApiError
 from .manifests import SPEAKER_NAME
 from .speakers import SpeakerInstaller
 
@@ -50,6 +50,7 @@ def build_registry(
     legacy_seconds: float = 5.0,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    background: list[asyncio.Task[None]] = []  # the periodic tasks, kept referenced
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -68,7 +69,7 @@ def build_registry(
         async def write_pool_statuses() -> None:
             while True:
                 try:
-                    await controller.flush_pool_statuses()
+                    await controller.flush_statuses()
                 except Exception:  # keep reporting whatever one write did
                     log.exception("writing pool statuses")
                 await asyncio.sleep(status_interval)
@@ -87,9 +88,10 @@ def build_registry(
                 except Exception:  # a surprise in one reading must not end the polling
                     log.exception("reading the legacy ConfigMaps")
 
-        controller.background = asyncio.create_task(write_pool_statuses())
-        controller.speaker_keeper = asyncio.create_task(keep_speakers())
-        controller.legacy_poller = asyncio.create_task(poll_legacy_configmaps())
+        background.extend(
+            asyncio.create_task(work())
+            for work in (write_pool_statuses, keep_speakers, poll_legacy_configmaps)
+        )
 
     def forward(group: str, version: str, plural: str, handle: EventHandler) -> None:
         """Every watched kind the same way: a snapshot of the body, DELETED or not, retried on API errors."""
@@ -112,7 +114,7 @@ def build_registry(
 
     async def speakers_changed(body: dict[str, Any], deleted: bool) -> None:
         name = body["metadata"]["name"]
-        if body["metadata"].get("namespace") == controller.namespace and name in (
+        if body["metadata"].get("namespace") == controller.state.namespace and name in (
             SPEAKER_NAME,
             SINGLETON_NAME,
         ):

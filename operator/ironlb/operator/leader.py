@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .kube import ApiError, KubeClient
+from ironlb.api.kube import ApiError, KubeClient
 
 log = logging.getLogger("ironlb.leader")
 

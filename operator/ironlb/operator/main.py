@@ -10,12 +10,12 @@ import sys
 from importlib.metadata import version
 
 import kopf
+from ironlb.api.kube import KubeClient
 from prometheus_client import start_http_server
 
 from .controller import Controller
 from .events import EventPoster
 from .handlers import build_registry
-from .kube import KubeClient
 from .leader import LeaseElector
 from .manifests import SPEAKER_IMAGE, SPEAKER_IMAGE_ENV
 from .services import DEFAULT_CLASS, ServiceFilter

@@ -9,8 +9,8 @@ import json
 from importlib.metadata import version
 from typing import Any
 
-from .api import GROUP
-from .api.config import SpeakerSettings
+from ironlb.api import GROUP
+from ironlb.api.config import SpeakerSettings
 
 Manifest = dict[str, Any]
 

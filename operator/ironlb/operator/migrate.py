@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import yaml
-from pydantic import BaseModel
-
-from .api import (
+from ironlb.api import (
     API_VERSION,
     BGPAdvertisementSpec,
     BGPPeerSpec,
@@ -23,6 +21,8 @@ from .api import (
     L2AdvertisementSpec,
     SecretReference,
 )
+from pydantic import BaseModel
+
 from .crdrules import (
     Problem,
     interface_problems,

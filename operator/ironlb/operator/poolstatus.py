@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ironlb.api.common import INT64_MAX
+
 from .allocator import Allocator, format_count
-from .api.common import INT64_MAX
 from .conditions import condition
 
 

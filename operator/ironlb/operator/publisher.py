@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ironlb.speaker.contract import ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.api import GROUP
+from ironlb.api.contract import ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.api.kube import ApiError, KubeClient
 
-from .api import GROUP
-from .kube import ApiError, KubeClient
 from .manifests import labels
 from .speakerconfig import SHARDS, shard, shard_of
 

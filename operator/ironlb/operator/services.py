@@ -1,7 +1,8 @@
 """Pure translation between Service objects and the allocator: what a Service asks for, what it should show.
 
-Everything here works on plain dicts as the API returns them, so the kopf handlers stay one-liners and the
-rules (annotations, MetalLB compatibility, dual stack, sharing) are unit-testable without a cluster.
+A Service body is parsed once, where it enters the operator, into a ``ServiceRequest``; nothing after that
+reads the body. The rules (annotations, MetalLB compatibility, dual stack, sharing) are unit-testable
+without a cluster.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ironlb.api.events import ObjectRef
 
 from .allocator import Address, AllocationRequest, Family, SharingClaim, format_address, parse_address
 
@@ -51,6 +54,43 @@ class InvalidRequest:
 class ParsedRequest:
     request: AllocationRequest
     legacy_annotations: tuple[tuple[str, str], ...]  # (MetalLB name used, IronLB name to use instead)
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    """A Service as the operator sees it: what it asks for and what it shows now, read once from its body."""
+
+    key: str  # namespace/name
+    ref: ObjectRef  # what its events point at
+    handled: bool  # a LoadBalancer Service of this operator's class
+    created: str  # creationTimestamp: older Services keep contested IPs on restart
+    shown: tuple[Address, ...]  # status.loadBalancer.ingress
+    allocated_from: str | None  # the ironlb.io/ip-allocated-from-pool annotation
+    local_traffic: bool  # externalTrafficPolicy Local
+    parsed: ParsedRequest | InvalidRequest  # without namespace labels: added when it is assigned
+
+    @property
+    def namespace(self) -> str:
+        return self.ref.namespace
+
+    @property
+    def sharing(self) -> SharingClaim:
+        return SharingClaim() if isinstance(self.parsed, InvalidRequest) else self.parsed.request.sharing
+
+
+def parse_service(body: Body, service_filter: ServiceFilter) -> ServiceRequest:
+    """The one place a Service's body is read."""
+    spec = body.get("spec") or {}
+    return ServiceRequest(
+        key=service_key(body),
+        ref=ObjectRef.of({**body, "kind": "Service", "apiVersion": "v1"}),
+        handled=service_filter.handles(body),
+        created=str(body["metadata"].get("creationTimestamp", "")),
+        shown=shown_addresses(body),
+        allocated_from=allocated_from(body),
+        local_traffic=spec.get("externalTrafficPolicy") == "Local",
+        parsed=parse_request(body, {}),
+    )
 
 
 def service_key(service: Body) -> str:

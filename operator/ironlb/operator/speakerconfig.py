@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from ironlb.speaker.contract import (
+from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, LabelSelector
+from ironlb.api.contract import (
     AnnouncementShard,
     BGPAdvertising,
     BGPSession,
@@ -19,12 +20,11 @@ from ironlb.speaker.contract import (
     SecretRef,
     ServiceAnnouncement,
     SpeakerGlobalConfig,
-    duration_seconds,
 )
+from ironlb.api.durations import duration_seconds
 
 from .allocator import Allocation, format_address
 from .allocator.selectors import any_selector_matches
-from .api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, LabelSelector
 
 DEFAULT_HOLD_SECONDS = 90
 SHARDS = 64

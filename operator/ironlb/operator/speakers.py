@@ -10,15 +10,17 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api import GROUP, VERSION
-from .api.config import SINGLETON_NAME, IronLBConfigSpec
+from ironlb.api import GROUP, VERSION
+from ironlb.api.config import SINGLETON_NAME, IronLBConfigSpec
+from ironlb.api.events import EventSink, ObjectRef
+from ironlb.api.kube import ApiError, KubeClient, custom_path
+
 from .conditions import now
 from .installstatus import install_status
-from .kube import ApiError, KubeClient, custom_path
 from .manifests import (
     HEARTBEAT_SECRET,
     SPEAKER_NAME,
@@ -29,7 +31,6 @@ from .manifests import (
 )
 
 log = logging.getLogger("ironlb.speakers")
-EventSink = Callable[[Mapping[str, Any], str, str, str], None]
 
 
 def object_path(manifest: Mapping[str, Any]) -> str:
@@ -120,7 +121,7 @@ class SpeakerInstaller:
             daemonset = self._get(stub)
         if daemonset is not None and not existed:
             self.post_event(
-                config,
+                ObjectRef.of(config),
                 "Normal",
                 "SpeakerDaemonSetCreated",
                 f"created DaemonSet {SPEAKER_NAME} with image {self.image}",
@@ -154,7 +155,7 @@ class SpeakerInstaller:
                 continue
             bad = (condition["type"] == "Degraded") == (condition["status"] == "True")
             self.post_event(
-                config,
+                ObjectRef.of(config),
                 "Warning" if bad else "Normal",
                 condition["reason"],
                 f"{condition['type']}={condition['status']}: {condition['message']}",

@@ -18,7 +18,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from .responder import L2Responder
+from .l2.responder import L2Responder
 
 log = logging.getLogger("ironlb.speaker")
 
@@ -51,7 +51,7 @@ def _l2_responder(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ironlb.operator.kube import KubeClient
+    from ironlb.api.kube import KubeClient
     from prometheus_client import start_http_server
 
     from .agent import run

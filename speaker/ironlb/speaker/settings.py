@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ironlb.operator.api.config import SpeakerSettings
+from ironlb.api.config import SpeakerSettings
 from pydantic import ValidationError
 
 log = logging.getLogger("ironlb.speaker.settings")

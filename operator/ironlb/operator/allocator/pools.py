@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..api.common import LabelSelector
-from ..api.ipaddresspool import IPAddressPoolSpec
+from ironlb.api.common import LabelSelector
+from ironlb.api.ipaddresspool import IPAddressPoolSpec
+
 from .addresses import Family, Segment, parse_segment
 from .selectors import any_selector_matches
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ..api.common import LabelSelector
+from ironlb.api.common import LabelSelector
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:

@@ -1,10 +1,10 @@
 """Run and supervise one exabgp process; change its routes through the API relay without restarting it.
 
 exabgp runs as a child with its stdout drained by a thread (a full pipe stalls every session). Its API
-process is ``ironlb.speaker.exabgp_relay``, connected to a Unix socket in the run directory: a writer thread
-sends route changes (level-triggered: what is wanted against what was sent, so the caller never blocks),
-a reader thread turns exabgp's JSON neighbor events into session states. When the relay loses the speaker
-it ends exabgp (SIGTERM), so a dead speaker's routes do not outlive it.
+process is ``ironlb.speaker.bgp.exabgp_relay``, connected to a Unix socket in the run directory: a writer
+thread sends route changes (level-triggered: what is wanted against what was sent, so the caller never
+blocks), a reader thread turns exabgp's JSON neighbor events into session states. When the relay loses
+the speaker it ends exabgp (SIGTERM), so a dead speaker's routes do not outlive it.
 Acks stay on (exabgp's default), so errors are logged per command and ``stop`` knows when withdrawals landed.
 """
 
@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .bgp_routes import Route
-from .contract import ExabgpConfig
+from ironlb.api.contract import ExabgpConfig
+
 from .exabgp_api import command_for, diff_routes, parse_event, resend_routes
 from .exabgp_config import render_exabgp
+from .routes import Route
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class ExabgpSupervisor:
                 log.info("BGP session %s is Active: %s", session.name, reason)
 
     def _write_config(self) -> None:
-        relay = f"{sys.executable} -m ironlb.speaker.exabgp_relay {self.socket_path}"
+        relay = f"{sys.executable} -m ironlb.speaker.bgp.exabgp_relay {self.socket_path}"
         text = render_exabgp(self._config.model_copy(update={"api_command": relay}))
         temporary = self.config_path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

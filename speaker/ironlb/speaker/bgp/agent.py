@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from ironlb.operator.kube import ApiError, KubeClient
+from ironlb.api.contract import ExabgpConfig, ExabgpNeighbor, ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.api.kube import ApiError, KubeClient
 from prometheus_client import Gauge
 from pydantic import SecretStr
 
-from .bgp_routes import Route, bgp_routes
-from .contract import ExabgpConfig, ExabgpNeighbor, ServiceAnnouncement, SpeakerGlobalConfig
+from ..interfaces import interface_addresses
 from .exabgp_process import ExabgpSupervisor, SessionState
-from .interfaces import interface_addresses
+from .routes import Route, bgp_routes
 
 log = logging.getLogger("ironlb.speaker.bgp")
 SESSION_UP = Gauge("ironlb_speaker_bgp_session_up", "1 when the session is Established.", ["peer", "node"])

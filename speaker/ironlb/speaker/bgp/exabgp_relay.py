@@ -7,7 +7,7 @@ can change routes without restarting exabgp. It exits when either side closes; w
 Cease, so routers stop sending traffic to a node whose speaker is gone. It imports nothing from ironlb so
 that it starts fast.
 
-Usage: python -m ironlb.speaker.exabgp_relay SOCKET_PATH
+Usage: python -m ironlb.speaker.bgp.exabgp_relay SOCKET_PATH
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def relay(path: str) -> None:
 
 def main() -> None:
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m ironlb.speaker.exabgp_relay SOCKET_PATH")
+        sys.exit("usage: python -m ironlb.speaker.bgp.exabgp_relay SOCKET_PATH")
     with contextlib.suppress(BrokenPipeError, ConnectionError, KeyboardInterrupt):
         relay(sys.argv[1])
 

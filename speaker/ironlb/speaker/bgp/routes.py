@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .contract import BGPAdvertising, BGPSession, ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.api.contract import BGPAdvertising, BGPSession, ServiceAnnouncement, SpeakerGlobalConfig
 
 # Well-known communities (RFC 1997, 7999, 8326, 7611, 9494) written as ASN:VALUE, so that every router and
 # exabgp (which only knows a few of these names) read them the same way.

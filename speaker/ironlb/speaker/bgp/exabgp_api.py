@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .bgp_routes import Route
+from .routes import Route
 
 # exabgp's neighbor-change words, written as the BGP FSM states users know from other routers.
 EXABGP_STATES: Mapping[str, str] = {"connected": "Connect", "up": "Established", "down": "Idle"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 
-from .contract import ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.api.contract import ServiceAnnouncement, SpeakerGlobalConfig
+
 from .election import owner
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

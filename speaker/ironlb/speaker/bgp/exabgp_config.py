@@ -6,11 +6,10 @@ import ipaddress
 import re
 
 import jinja2
-
-from .contract import ExabgpConfig
+from ironlb.api.contract import ExabgpConfig
 
 _ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("ironlb.speaker", "templates"),
+    loader=jinja2.PackageLoader("ironlb.speaker.bgp", "templates"),
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,

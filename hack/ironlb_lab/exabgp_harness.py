@@ -1,6 +1,6 @@
 """A stand-alone ExabgpSupervisor driven by a JSON file: for the lab and benchmarks, not for production.
 
-Usage: python -m ironlb.speaker.exabgp_harness --state STATE.json --status STATUS.json --run-dir DIR
+Usage: python -m ironlb_lab.exabgp_harness --state STATE.json --status STATUS.json --run-dir DIR
 
 STATE.json holds ``{"config": ExabgpConfig, "passwords": {session: password}, "routes": {session: [Route]}}``
 and is re-read whenever it changes (write it with a rename). STATUS.json is rewritten with the session states
@@ -18,10 +18,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .bgp_agent import with_passwords
-from .bgp_routes import Route
-from .contract import ExabgpConfig
-from .exabgp_process import ExabgpSupervisor
+from ironlb.api.contract import ExabgpConfig
+from ironlb.speaker.bgp.agent import with_passwords
+from ironlb.speaker.bgp.exabgp_process import ExabgpSupervisor
+from ironlb.speaker.bgp.routes import Route
 
 
 def _routes(data: dict[str, list[dict[str, Any]]]) -> dict[str, frozenset[Route]]:

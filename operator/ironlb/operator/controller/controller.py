@@ -1,0 +1,125 @@
+"""The operator's controller: the handlers of each concern around one shared state, wired together.
+
+Each entry point parses what arrives once (a Service into a ``ServiceRequest``, a CRD into its model), lets
+the handler of that concern decide and write, then re-evaluates only what the change can help.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ironlb.api import GROUP, VERSION
+from ironlb.api.events import EventSink
+from ironlb.api.kube import KubeClient, custom_path
+
+from ..allocator import Allocation
+from ..services import ServiceFilter, parse_service
+from .eventlog import EventLog
+from .handle_advertisements import AdvertisementHandler
+from .handle_legacy import LegacyHandler
+from .handle_pools import PoolHandler
+from .handle_services import ServiceHandler
+from .state import Body, OperatorState
+
+log = logging.getLogger("ironlb.operator")
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        post_event: EventSink,
+        service_filter: ServiceFilter | None = None,
+    ) -> None:
+        self.state = OperatorState(kube, namespace, EventLog(post_event), service_filter or ServiceFilter())
+        self.services = ServiceHandler(self.state)
+        self.pools = PoolHandler(self.state, self.services)
+        self.advertisements = AdvertisementHandler(self.state)
+        self.legacy = LegacyHandler(self.state)
+
+    # ------------------------------------------------------------------------------------------- start-up
+    def rebuild(self) -> int:
+        """Adopt every IP Services already show, oldest Service first, before anything new is allocated."""
+        state, kube = self.state, self.state.kube
+        for namespace in kube.list_all("/api/v1/namespaces"):
+            state.namespace_labels[namespace["metadata"]["name"]] = dict(
+                namespace["metadata"].get("labels") or {}
+            )
+        for pool in kube.list_all(custom_path(GROUP, VERSION, state.namespace, "ipaddresspools")):
+            self.pools.upsert(pool)
+        for kind in ("l2advertisements", "bgpadvertisements"):
+            for advertisement in kube.list_all(custom_path(GROUP, VERSION, state.namespace, kind)):
+                self.advertisements.set_advertisement(advertisement, deleted=False)
+        for node in kube.list_all("/api/v1/nodes"):
+            self.advertisements.remember_node(node)
+        for peer in kube.list_all(custom_path(GROUP, VERSION, state.namespace, "bgppeers")):
+            self.advertisements.set_peer(peer, deleted=False)
+        for where, source in self.legacy.read_sources().items():  # legacy pools exist before adoption
+            self.legacy.take_source(where, source)
+        self.legacy.apply()
+        state.refresh_global()
+        services = [parse_service(body, state.service_filter) for body in kube.list_all("/api/v1/services")]
+        services = sorted((s for s in services if s.handled), key=lambda s: (s.created, s.key))
+        adopted = 0
+        for service in services:
+            result = self.services.adopt(service)
+            if isinstance(result, Allocation):
+                adopted += 1
+            elif result is not None:
+                log.warning("not adopting %s for %s: %s", service.shown, service.key, result.message)
+        state.dirty_pools.update(state.pools)
+        state.republish_all()
+        log.info(
+            "rebuilt state: %d pools, %d Services, %d adopted IPs", len(state.pools), len(services), adopted
+        )
+        return adopted
+
+    # ------------------------------------------------------------------------------- watch events, parsed
+    async def on_service(self, body: Body, deleted: bool) -> None:
+        await self.services.on_service(parse_service(body, self.state.service_filter), deleted)
+
+    async def on_pool(self, body: Body, deleted: bool) -> None:
+        if await self.pools.on_pool(body, deleted):
+            self.state.republish_all()  # pool labels decide which advertisements announce it
+            self.state.dirty_advertisements.update(self.state.advertisement_bodies)  # a named pool may exist
+            await self.services.reevaluate_waiting()
+            self.services.report_outside(body["metadata"]["name"])
+
+    async def on_namespace(self, body: Body, deleted: bool) -> None:
+        await self.pools.on_namespace(body, deleted)
+
+    async def on_node(self, body: Body, deleted: bool) -> None:
+        self.advertisements.on_node(body, deleted)
+
+    async def on_peer(self, body: Body, deleted: bool) -> None:
+        self.advertisements.set_peer(body, deleted)
+
+    async def on_advertisement(self, body: Body, deleted: bool) -> None:
+        if self.advertisements.on_advertisement(body, deleted):
+            self.state.republish_all()
+            await self.services.reevaluate_waiting()
+
+    async def poll_legacy(self) -> None:
+        """A legacy ConfigMap appeared, changed or vanished: re-apply it and re-evaluate what it can help."""
+        changed_sources = await self.legacy.poll()
+        if not changed_sources:
+            return
+        changed_pools = self.legacy.apply()
+        for namespace, body in changed_sources:
+            log.info("legacy ConfigMap %s/config %s", namespace, "read" if body else "gone")
+        state = self.state
+        state.dirty_pools.update(state.pools)
+        state.dirty_advertisements.update(state.advertisement_bodies)
+        state.refresh_global()
+        state.republish_all()
+        await self.services.reevaluate_waiting()
+        for name in sorted(changed_pools):
+            self.services.report_outside(name)
+
+    # --------------------------------------------------------------------------------- periodic writes
+    async def flush_statuses(self) -> None:
+        """Pool and advertisement statuses that changed, then the speaker configuration (periodic)."""
+        await self.pools.flush_statuses()
+        await self.advertisements.flush_statuses()
+        await self.state.publisher.flush()

@@ -1,0 +1,115 @@
+"""L2/BGP advertisements, BGPPeers and Nodes in; the speakers' global configuration and advertisement status
+out. Node labels and addresses matter only through the selectors of advertisements and peers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ironlb.api import GROUP, VERSION, BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
+from ironlb.api.events import ObjectRef
+from ironlb.api.kube import ApiError, custom_path
+
+from ..conditions import now
+from ..poolstatus import advertisement_status
+from .state import Body, OperatorState
+
+log = logging.getLogger("ironlb.operator")
+
+
+class AdvertisementHandler:
+    def __init__(self, state: OperatorState) -> None:
+        self.state = state
+
+    def set_advertisement(self, body: Body, deleted: bool) -> None:
+        state, key = self.state, (body["kind"], body["metadata"]["name"])
+        if deleted:
+            state.advertisements.pop(key, None)
+            state.advertisement_bodies.pop(key, None)
+            return
+        state.advertisement_bodies[key] = body
+        state.dirty_advertisements.add(key)
+        model = L2AdvertisementSpec if body["kind"] == "L2Advertisement" else BGPAdvertisementSpec
+        state.advertisements[key] = model.model_validate(body.get("spec") or {})
+
+    def on_advertisement(self, body: Body, deleted: bool) -> bool:
+        """True when what it advertises changed (not only its status)."""
+        state = self.state
+        if body["metadata"].get("namespace") != state.namespace:
+            return False
+        key = (body["kind"], body["metadata"]["name"])
+        previous = state.advertisement_bodies.get(key)
+        if not deleted and previous is not None and previous.get("spec") == body.get("spec"):
+            state.advertisement_bodies[key] = body  # our own status write
+            return False
+        self.set_advertisement(body, deleted)
+        state.refresh_global()
+        return True
+
+    def set_peer(self, body: Body, deleted: bool) -> None:
+        if body["metadata"].get("namespace") != self.state.namespace:
+            return
+        name = body["metadata"]["name"]
+        if deleted:
+            self.state.peers.pop(name, None)
+        else:
+            self.state.peers[name] = BGPPeerSpec.model_validate(body.get("spec") or {})
+        self.state.refresh_global()
+
+    def remember_node(self, body: Body) -> bool:
+        """Cache a node's labels and InternalIP; True when either changed."""
+        state, name = self.state, body["metadata"]["name"]
+        labels = dict(body["metadata"].get("labels") or {})
+        addresses = (body.get("status") or {}).get("addresses") or []
+        address = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), None)
+        changed = state.node_labels.get(name) != labels or state.node_addresses.get(name) != address
+        state.node_labels[name] = labels
+        if address is None:
+            state.node_addresses.pop(name, None)
+        else:
+            state.node_addresses[name] = address
+        return changed
+
+    def on_node(self, body: Body, deleted: bool) -> None:
+        name = body["metadata"]["name"]
+        if deleted:
+            self.state.node_labels.pop(name, None)
+            self.state.node_addresses.pop(name, None)
+        elif not self.remember_node(body):
+            return
+        self.state.refresh_global()
+
+    async def flush_statuses(self) -> None:
+        """Say on each advertisement whether the pools it names exist (only when that changed)."""
+        state = self.state
+        dirty, state.dirty_advertisements = state.dirty_advertisements, set()
+        for key in sorted(dirty):
+            body, spec = state.advertisement_bodies.get(key), state.advertisements.get(key)
+            if body is None or spec is None:
+                continue
+            missing = [
+                name
+                for name in spec.ip_address_pools or []
+                if name not in state.pools and name not in state.legacy.pools
+            ]
+            previous = (body.get("status") or {}).get("conditions") or []
+            status = advertisement_status(missing, previous, body["metadata"].get("generation"), now())
+            if previous and [(c["status"], c["message"]) for c in previous] == [
+                (c["status"], c["message"]) for c in status["conditions"]
+            ]:
+                continue
+            if missing:
+                state.events.once(
+                    ObjectRef.of(body), "pools", "Warning", "PoolsMissing", status["conditions"][0]["message"]
+                )
+            plural = "l2advertisements" if key[0] == "L2Advertisement" else "bgpadvertisements"
+            try:
+                await asyncio.to_thread(
+                    state.kube.merge_patch,
+                    custom_path(GROUP, VERSION, state.namespace, plural, key[1], "status"),
+                    {"status": status},
+                )
+            except ApiError as error:
+                if error.status != 404:
+                    log.warning("%s %s status: %s", key[0], key[1], error)
+                    state.dirty_advertisements.add(key)

@@ -1,0 +1,157 @@
+"""Services: allocate, keep or release each Service's IPs, write them to its status, say why when not.
+
+Work is serialised per Service (one lock each). The status is written first (it is the source of truth on
+restart), then the ``ironlb.io/ip-allocated-from-pool`` annotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any
+
+from ironlb.api.kube import ApiError, service_path
+
+from ..allocator import Allocation, Failure
+from ..metrics import ALLOCATION_FAILURES, ALLOCATIONS
+from ..services import ALLOCATED_FROM_ANNOTATION, InvalidRequest, ServiceRequest, status_patch
+from .state import OperatorState
+
+log = logging.getLogger("ironlb.operator")
+
+
+class ServiceHandler:
+    def __init__(self, state: OperatorState) -> None:
+        self.state = state
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def on_service(self, service: ServiceRequest, deleted: bool) -> None:
+        key = service.key
+        lock = self._locks.get(key) or self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            await self._reconcile(service, deleted)
+            self.state.publish(key)
+        if deleted and not lock.locked():  # forget a deleted Service entirely: its lock and its events
+            self._locks.pop(key, None)
+            self.state.events.forget(service.ref)
+
+    async def reevaluate_waiting(self) -> None:
+        """After a configuration change: re-run only the Services it can help."""
+        await asyncio.gather(*(self.on_service(s, deleted=False) for s in self.state.waiting()))
+
+    def adopt(self, service: ServiceRequest) -> Allocation | Failure | None:
+        """On start-up: take back the IPs the Service shows (None when it shows none)."""
+        self.state.services[service.key] = service
+        if not service.shown:
+            return None
+        return self.state.allocator.restore(
+            service.key, service.shown, service.allocated_from, service.sharing
+        )
+
+    async def _reconcile(self, service: ServiceRequest, deleted: bool) -> None:
+        state, events, key = self.state, self.state.events, service.key
+        if deleted or not service.handled:
+            state.services.pop(key, None)
+            state.not_announced.discard(key)
+            released = state.allocator.release(key)
+            if released is not None:
+                state.dirty_pools.add(released.pool)
+                if not deleted:  # no longer a LoadBalancer of ours: take our IP off it
+                    await self._write(service, (), None)
+                    events.event(service.ref, "Normal", "IPReleased", f"released {released.describe()}")
+            return
+        state.services[key] = service
+        parsed = service.parsed
+        if isinstance(parsed, InvalidRequest):
+            events.once(service.ref, "request", "Warning", "InvalidRequest", parsed.message)
+            return
+        for legacy, preferred in parsed.legacy_annotations:
+            events.once(
+                service.ref,
+                f"legacy:{legacy}",
+                "Warning",
+                "LegacyAnnotation",
+                f"annotation {legacy} is MetalLB's; IronLB honours it, but use {preferred} instead",
+            )
+        # namespace labels change on their own: the request takes the current ones
+        request = replace(
+            parsed.request, namespace_labels=dict(state.namespace_labels.get(service.namespace, {}))
+        )
+        before = state.allocator.allocation_of(key)
+        result = state.allocator.assign(request)
+        if isinstance(result, Failure):
+            await self._failed(service, result)
+            return
+        state.dirty_pools.add(result.pool)
+        if before is not None:
+            state.dirty_pools.add(before.pool)
+        await self._write(service, result.addresses, result.pool)
+        if before is None or before.addresses != result.addresses:
+            ALLOCATIONS.inc()
+            events.once(
+                service.ref,
+                "allocation",
+                "Normal",
+                "IPAllocated",
+                f"assigned {result.describe()} from IPAddressPool {result.pool}",
+            )
+        if not result.complete:
+            missing = [f"IPv{f}" for f in request.families if f not in result.families]
+            events.once(
+                service.ref,
+                "partial",
+                "Normal",
+                "DualStackIncomplete",
+                f"PreferDualStack: no {'/'.join(missing)} address available in IPAddressPool {result.pool} "
+                "yet; it is added when one is",
+            )
+        if not state.announced(result.pool):
+            state.not_announced.add(key)
+            events.once(
+                service.ref,
+                "announce",
+                "Warning",
+                "NotAnnounced",
+                f"IPAddressPool {result.pool} is selected by no L2Advertisement or BGPAdvertisement in "
+                f"namespace {state.namespace}: {result.describe()} is allocated but not reachable",
+            )
+        elif key in state.not_announced:
+            state.not_announced.discard(key)
+            events.forget_topic(service.ref, "announce")
+
+    async def _failed(self, service: ServiceRequest, failure: Failure) -> None:
+        ALLOCATION_FAILURES.labels(reason=failure.reason.value).inc()
+        self.state.events.once(service.ref, "allocation", "Warning", failure.reason.value, failure.message)
+        if service.shown and self.state.allocator.allocation_of(service.key) is None:
+            await self._write(service, (), None)  # never leave an IP on it that another Service holds
+
+    async def _write(self, service: ServiceRequest, addresses: tuple[Any, ...], pool: str | None) -> None:
+        kube, namespace, name = self.state.kube, service.ref.namespace, service.ref.name
+        try:
+            if set(service.shown) != set(addresses):
+                patch = (
+                    status_patch(addresses) if addresses else {"status": {"loadBalancer": {"ingress": None}}}
+                )
+                await asyncio.to_thread(kube.merge_patch, service_path(namespace, name, "status"), patch)
+            if service.allocated_from != pool:
+                annotations = {"metadata": {"annotations": {ALLOCATED_FROM_ANNOTATION: pool}}}
+                await asyncio.to_thread(kube.merge_patch, service_path(namespace, name), annotations)
+        except ApiError as error:
+            if error.status != 404:  # a deleted Service needs nothing; anything else is retried by kopf
+                raise
+
+    def report_outside(self, pool: str) -> None:
+        """Services keep IPs a pool no longer holds (never moved); each one is told once."""
+        state = self.state
+        for key in state.allocator.services_outside_pool(pool):
+            allocation, service = state.allocator.allocation_of(key), state.services.get(key)
+            if service is not None and allocation is not None:
+                state.events.once(
+                    service.ref,
+                    "outside",
+                    "Warning",
+                    "IPOutsidePool",
+                    f"{allocation.describe()} is no longer in IPAddressPool {pool}; the Service keeps it "
+                    "(re-create the Service to move it)",
+                )

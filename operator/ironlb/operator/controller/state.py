@@ -1,0 +1,125 @@
+"""The operator's one shared state: what the watches have shown, what the allocator decided, what is dirty.
+
+The handlers (``handle_*.py``) each own one concern and read and change this object; it also answers the
+questions several of them ask (which advertisements are in force, whether a pool is announced) and keeps the
+published speaker configuration in step, so that logic exists once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
+from ironlb.api.kube import KubeClient
+
+from ..allocator import Allocator
+from ..legacy import LegacyObjects
+from ..publisher import Publisher
+from ..services import ServiceFilter, ServiceRequest
+from ..speakerconfig import announcement, global_config, selects_pool
+from .eventlog import EventLog
+
+Body = Mapping[str, Any]
+AdvertisementKey = tuple[str, str]  # (kind, name)
+AdvertisementSpec = L2AdvertisementSpec | BGPAdvertisementSpec
+
+
+@dataclass
+class OperatorState:
+    kube: KubeClient
+    namespace: str
+    events: EventLog
+    service_filter: ServiceFilter = field(default_factory=ServiceFilter)
+    allocator: Allocator = field(default_factory=Allocator)
+    services: dict[str, ServiceRequest] = field(default_factory=dict)  # every LoadBalancer Service we handle
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    pools: dict[str, Body] = field(default_factory=dict)  # IPAddressPool objects, as last seen
+    advertisements: dict[AdvertisementKey, AdvertisementSpec] = field(default_factory=dict)
+    advertisement_bodies: dict[AdvertisementKey, Body] = field(default_factory=dict)
+    peers: dict[str, BGPPeerSpec] = field(default_factory=dict)
+    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    node_addresses: dict[str, str] = field(default_factory=dict)
+    legacy: LegacyObjects = field(default_factory=LegacyObjects)  # the legacy ConfigMap reading in force
+    not_announced: set[str] = field(default_factory=set)  # Services holding an IP no advertisement announces
+    dirty_pools: set[str] = field(default_factory=set)
+    dirty_advertisements: set[AdvertisementKey] = field(default_factory=set)
+    publisher: Publisher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.publisher = Publisher(self.kube, self.namespace)
+
+    # ------------------------------------------------------------------ what is in force (CRDs and legacy)
+    def all_advertisements(self) -> dict[AdvertisementKey, AdvertisementSpec]:
+        """The legacy ConfigMap's advertisements and the CRDs'; a CRD object of the same name wins."""
+        return {**self.legacy.advertisements, **self.advertisements}
+
+    def all_peers(self) -> dict[str, BGPPeerSpec]:
+        return {**self.legacy.peers, **self.peers}
+
+    def l2_specs(self) -> dict[str, L2AdvertisementSpec]:
+        return {
+            name: s
+            for (_, name), s in self.all_advertisements().items()
+            if isinstance(s, L2AdvertisementSpec)
+        }
+
+    def bgp_specs(self) -> dict[str, BGPAdvertisementSpec]:
+        return {
+            name: s
+            for (_, name), s in self.all_advertisements().items()
+            if isinstance(s, BGPAdvertisementSpec)
+        }
+
+    def announced(self, pool: str) -> bool:
+        """Whether any advertisement selects the pool (by name, by label, or by selecting every pool)."""
+        config = self.allocator.pool_config(pool)
+        labels = config.labels if config else {}
+        return any(selects_pool(spec, pool, labels) for spec in self.all_advertisements().values())
+
+    def waiting(self) -> list[ServiceRequest]:
+        """Services a configuration change can help: without an IP, missing a family, or not announced."""
+        return [
+            service
+            for key, service in list(self.services.items())
+            if (allocation := self.allocator.allocation_of(key)) is None
+            or not allocation.complete
+            or key in self.not_announced
+        ]
+
+    # ------------------------------------------------------------------------- the speaker configuration
+    def refresh_global(self) -> None:
+        self.publisher.set_global(
+            global_config(
+                self.l2_specs(),
+                self.bgp_specs(),
+                self.all_peers(),
+                self.node_labels,
+                self.namespace,
+                self.node_addresses,
+            )
+        )
+
+    def publish(self, key: str) -> None:
+        """Keep the Service's announcement in the published shards in step with its allocation."""
+        allocation, service = self.allocator.allocation_of(key), self.services.get(key)
+        if allocation is None or service is None:
+            self.publisher.set_announcement(key, None)
+            return
+        config = self.allocator.pool_config(allocation.pool)
+        self.publisher.set_announcement(
+            key,
+            announcement(
+                key,
+                allocation,
+                service.local_traffic,
+                config.labels if config else {},
+                self.l2_specs(),
+                self.bgp_specs(),
+            ),
+        )
+
+    def republish_all(self) -> None:
+        for key in set(self.allocator.services()) | set(self.publisher.announcements()):
+            self.publish(key)

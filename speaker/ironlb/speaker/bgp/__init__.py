@@ -1,0 +1,1 @@
+"""BGP mode: one exabgp per node, kept in line with the published configuration and the endpoints."""

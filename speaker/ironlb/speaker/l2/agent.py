@@ -1,0 +1,142 @@
+"""Layer 2 mode inside the speaker's loop: heartbeats in and out, the election of each IP's owner (pure), and
+the responders that answer ARP/NDP for the IPs this node wins and announce the ones it takes over.
+
+Who announces what is reported (an Event and an annotation on the Service) by one worker thread, so the loop
+never waits for the API server while heartbeats matter most.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+import urllib3
+from ironlb.api.events import ObjectRef, event_body
+from ironlb.api.kube import ApiError, KubeClient
+from prometheus_client import Counter, Gauge
+
+from ..settings import SettingsFile
+from ..state import Snapshot
+from .heartbeat import HeartbeatSocket, Membership
+from .link import LinkWatch
+from .ownership import answering_interfaces, l2_owned
+from .responder import IPAddress
+from .responders import Responders
+
+log = logging.getLogger("ironlb.speaker.l2")
+OWNED = Gauge("ironlb_speaker_announced_ips", "IPs this node answers ARP/NDP for.", ["node"])
+TAKEOVERS = Counter("ironlb_speaker_takeovers", "IPs this node started announcing.", ["node"])
+ANNOUNCING = Gauge(
+    "ironlb_speaker_announcing", "1 for each Service IP this node answers for.", ["service", "ip", "node"]
+)
+ANNOUNCING_ANNOTATION = "ironlb.io/announcing-node-ipv{}"
+
+
+def report_announcing(kube: KubeClient, node: str, service: str, ip: IPAddress) -> None:
+    """Which node answers for the IP now: an annotation per family on the Service (``kubectl get service -o
+    yaml`` shows it; the last owner to take over writes it) and an Event (``kubectl describe service``)."""
+    namespace, name = service.split("/", 1)
+    try:
+        body = kube.merge_patch(
+            f"/api/v1/namespaces/{namespace}/services/{name}",
+            {"metadata": {"annotations": {ANNOUNCING_ANNOTATION.format(ip.version): node}}},
+        )
+        event = event_body(
+            ObjectRef.of(body | {"kind": "Service", "apiVersion": "v1"}),
+            "Normal",
+            "Announcing",
+            f"announcing {ip} from node {node} (Layer 2)",
+            node,
+            component="ironlb-speaker",
+        )
+        event["source"]["host"] = node
+        kube.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
+    except (ApiError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
+        log.warning("event for %s: %s", service, error)
+
+
+class L2Agent:
+    """One node's Layer 2 part: called once per loop tick with the latest snapshot, then serves the sockets
+    until the next tick."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        node: str,
+        primary: str,
+        key: bytes,
+        settings: SettingsFile,
+        tick: float,
+        stop: threading.Event,
+        now: float,
+    ) -> None:
+        self.node, self.primary, self.settings = node, primary, settings
+        self.responders = Responders()
+        self.responders.get(primary)
+        self.heartbeats = HeartbeatSocket(key, node, settings.current.heartbeat_port)
+        self.members = Membership(node, timeout=max(0.3, 6 * tick))
+        self.link = LinkWatch(primary, hold_down=self.members.timeout)
+        self.next_refresh = now + settings.current.gratuitous_refresh_seconds
+        self.announced: dict[IPAddress, str] = {}
+        # one worker posts the Announcing events and annotations: a survivor taking over 1,000 IPs must not
+        # start 1,000 threads competing with this loop while heartbeats matter most
+        self.reports: queue.Queue[tuple[str, IPAddress]] = queue.Queue()
+
+        def post_reports() -> None:
+            while not stop.is_set():
+                try:
+                    service, address = self.reports.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                report_announcing(kube, node, service, address)
+
+        threading.Thread(target=post_reports, name="announcing-reports", daemon=True).start()
+
+    def step(self, snapshot: Snapshot, now: float) -> None:
+        """Heartbeats out and in, then answer for exactly the IPs this node wins now."""
+        node, config, announcements = self.node, snapshot.config, snapshot.announcements
+        self.heartbeats.send([address for name, address in config.node_addresses.items() if name != node])
+        self.heartbeats.receive_all(self.members)
+        owned = (
+            l2_owned(node, config, announcements, snapshot.endpoints, self.members.alive(now))
+            if self.link.usable(now)
+            else {}
+        )
+        by_service = {a.service: a for a in announcements}
+        interfaces = {
+            address: answering_interfaces(node, config, by_service[service], self.primary)
+            for address, service in owned.items()
+        }
+        for responder, address in self.responders.set_owned(interfaces):
+            responder.announce(address)
+            if self.announced.get(address) != owned[address]:
+                log.info("announcing %s (%s) from node %s", address, owned[address], node)
+                TAKEOVERS.labels(node=node).inc()
+                self.reports.put((owned[address], address))
+        for address, service in self.announced.items():
+            if owned.get(address) != service:  # released, or now another Service's (shared IPs)
+                ANNOUNCING.remove(service, str(address), node)
+        for address, service in owned.items():
+            ANNOUNCING.labels(service, str(address), node).set(1)
+        self.announced = dict(owned)
+        OWNED.labels(node=node).set(len(owned))
+        refresh = self.settings.current.gratuitous_refresh_seconds
+        if refresh and now >= self.next_refresh:
+            for responder, address in self.responders.owned():
+                responder.announce(address)  # switches whose tables aged out relearn the port
+            self.next_refresh = now + refresh
+
+    def settings_changed(self, now: float) -> None:
+        self.next_refresh = now + self.settings.current.gratuitous_refresh_seconds
+
+    def answer_for(self, seconds: float) -> None:
+        self.responders.answer_for(seconds)
+
+    def leave(self, node_addresses: dict[str, str]) -> None:
+        """A graceful stop: tell the peers first, so new owners take over without waiting for a timeout."""
+        self.heartbeats.send([a for name, a in node_addresses.items() if name != self.node], leaving=True)
+
+    def close(self) -> None:
+        self.responders.close()
+        self.heartbeats.close()

@@ -1,0 +1,77 @@
+"""The responders of every interface that answers for an owned IP, served by one selector."""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import time
+
+from .responder import IPAddress, L2Responder
+
+log = logging.getLogger("ironlb.speaker.l2")
+
+
+class Responders:
+    """One L2Responder per interface in use, opened on first use and kept (sockets are cheap to keep)."""
+
+    def __init__(self) -> None:
+        self.by_interface: dict[str, L2Responder] = {}
+        self._retry_at: dict[str, float] = {}  # interfaces that could not be opened: when to try again
+        self._selector = selectors.DefaultSelector()  # every responder's sockets, kept across ticks
+
+    def get(self, interface: str) -> L2Responder | None:
+        responder = self.by_interface.get(interface)
+        if responder is None:
+            if time.monotonic() < self._retry_at.get(interface, 0.0):
+                return None
+            try:
+                responder = L2Responder(interface)
+            except OSError as error:  # an L2Advertisement names an interface this node lacks (yet)
+                if interface not in self._retry_at:
+                    log.warning("cannot answer on interface %s: %s (retrying every 10 s)", interface, error)
+                self._retry_at[interface] = time.monotonic() + 10.0
+                return None
+            self._retry_at.pop(interface, None)
+            self.by_interface[interface] = responder
+            for sock in (responder.arp, responder.ndp):
+                self._selector.register(sock, selectors.EVENT_READ, responder)
+        return responder
+
+    def set_owned(self, owned: dict[IPAddress, frozenset[str]]) -> list[tuple[L2Responder, IPAddress]]:
+        """Answer for each IP on its interfaces only; returns (responder, IP) pairs to announce now."""
+        wanted: dict[str, set[IPAddress]] = {name: set() for name in self.by_interface}
+        for address, interfaces in owned.items():
+            for interface in interfaces:
+                wanted.setdefault(interface, set()).add(address)
+        fresh: list[tuple[L2Responder, IPAddress]] = []
+        for interface, addresses in wanted.items():
+            responder = self.get(interface) if addresses else self.by_interface.get(interface)
+            if responder is None:
+                continue
+            try:
+                fresh += [(responder, address) for address in responder.set_owned(addresses)]
+            except OSError as error:  # the interface went away (a VLAN or bond re-created): reopen later
+                log.warning("interface %s: %s; reopening it", interface, error)
+                for sock in (responder.arp, responder.ndp):
+                    self._selector.unregister(sock)
+                responder.close()
+                del self.by_interface[interface]
+        return fresh
+
+    def owned(self) -> list[tuple[L2Responder, IPAddress]]:
+        return [(r, address) for r in self.by_interface.values() for address in r.owned]
+
+    def answer_for(self, seconds: float) -> None:
+        """Answer on every interface during ``seconds`` (one select over all sockets)."""
+        if not self.by_interface:
+            time.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            for key, _ in self._selector.select(remaining):
+                key.data.drain(key.fileobj)
+
+    def close(self) -> None:
+        self._selector.close()
+        for responder in self.by_interface.values():
+            responder.close()
