@@ -7,8 +7,13 @@ kept no route for a Service with a ready endpoint until something else changed (
 
 from __future__ import annotations
 
-from ironlb.api.contract import SpeakerGlobalConfig
+import json
+from pathlib import Path
+
+from ironlb.api.contract import CONTRACT_VERSION, SpeakerGlobalConfig
 from ironlb.speaker.state import State
+
+CONTRACT = Path(__file__).parent / "data" / "contract"
 
 
 def endpointslice(name: str, service: str, nodes: list[str], ready: bool = True) -> dict[str, object]:
@@ -50,3 +55,76 @@ def test_a_change_after_a_snapshot_has_a_newer_version_than_that_snapshot() -> N
     after = state.snapshot()
     assert after.version > before.version
     assert "web/a" not in before.endpoints and "web/a" in after.endpoints
+
+
+def published(name: str, key: str, payload: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "resourceVersion": "9"}, "data": {key: payload}}
+
+
+def service(name: str, ips: list[str]) -> dict[str, object]:
+    return {
+        "metadata": {"namespace": "web", "name": name},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}},
+    }
+
+
+def test_the_first_contract_version_is_still_read() -> None:
+    """An operator of the previous version publishes what tests/data/contract/v1-*.json holds."""
+    state = State()
+    state.on_configmap(
+        "ADDED", published("ironlb-speaker-config", "config.json", (CONTRACT / "v1-global.json").read_text())
+    )
+    state.on_configmap(
+        "ADDED",
+        published("ironlb-announcements-07", "announcements.json", (CONTRACT / "v1-shard.json").read_text()),
+    )
+    state.on_service("ADDED", service("a", ["203.0.113.1"]))
+    snapshot = state.snapshot()
+    assert state.configured and snapshot.config.peers[0].session.name == "router"
+    assert [a.service for a in snapshot.announcements] == ["web/a"]
+
+
+def test_a_newer_writer_s_unknown_fields_are_ignored() -> None:
+    """A newer operator adds fields (top level and nested) and a higher version: this speaker reads on."""
+    config = json.loads((CONTRACT / "v1-global.json").read_text())
+    config |= {"contract_version": CONTRACT_VERSION + 1, "bfd_profiles": [{"name": "fast"}]}
+    config["peers"][0]["session"]["bfd_profile"] = "fast"
+    state = State()
+    state.on_configmap("ADDED", published("ironlb-speaker-config", "config.json", json.dumps(config)))
+    assert state.configured
+    assert state.snapshot().config.peers[0].session.peer_address == "198.51.100.126"
+
+
+def test_a_configuration_this_speaker_is_too_old_for_keeps_the_last_good_one() -> None:
+    state = State()
+    good = json.loads((CONTRACT / "v1-global.json").read_text())
+    state.on_configmap("ADDED", published("ironlb-speaker-config", "config.json", json.dumps(good)))
+    unsafe = {**good, "node_addresses": {}, "min_contract_version": CONTRACT_VERSION + 1}
+    state.on_configmap("MODIFIED", published("ironlb-speaker-config", "config.json", json.dumps(unsafe)))
+    assert state.snapshot().config.node_addresses == good["node_addresses"]
+
+
+def test_an_ip_is_announced_only_while_its_service_shows_it() -> None:
+    """The operator's announcement alone is not enough: a Service deleted (or its IP taken off its status)
+    while no operator runs stops being announced at once."""
+    state = State()
+    state.on_configmap(
+        "ADDED",
+        published("ironlb-announcements-07", "announcements.json", (CONTRACT / "v1-shard.json").read_text()),
+    )
+    assert state.snapshot().announcements == []  # not shown by the Service (yet)
+    state.on_service("ADDED", service("a", ["203.0.113.1"]))
+    assert [a.ips for a in state.snapshot().announcements] == [("203.0.113.1",)]
+    state.on_service("MODIFIED", service("a", ["203.0.113.9"]))  # a hand edit: another IP
+    assert state.snapshot().announcements == []
+    state.on_service("MODIFIED", service("a", ["203.0.113.1"]))
+    state.on_service("DELETED", service("a", ["203.0.113.1"]))
+    assert state.snapshot().announcements == []
+
+
+def test_a_snapshot_is_reused_while_nothing_changed() -> None:
+    state = State()
+    first = state.snapshot()
+    assert state.snapshot() is first
+    state.on_service("ADDED", service("a", ["203.0.113.1"]))
+    assert state.snapshot() is not first

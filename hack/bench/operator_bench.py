@@ -13,9 +13,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-import urllib3
-from ironlb.api.kube import ApiError, KubeClient
+from ironlb.api.informer import Informer
+from ironlb.api.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.operator import OperatorProcess
 
@@ -33,21 +34,15 @@ class IngressWatcher:
         self.kube = kube
         self.seen: dict[str, float] = {}
         self.changed = threading.Condition()
-        threading.Thread(target=self._run, daemon=True).start()
+        Informer(kube, f"/api/v1/namespaces/{NAMESPACE}/services", self._on_service).start(threading.Event())
 
-    def _run(self) -> None:
-        while True:
-            try:
-                for event in self.kube.watch(f"/api/v1/namespaces/{NAMESPACE}/services", timeout=None):
-                    service = event["object"]
-                    ingress = (service.get("status", {}).get("loadBalancer", {}) or {}).get("ingress")
-                    name = service["metadata"]["name"]
-                    if ingress and name not in self.seen:
-                        with self.changed:
-                            self.seen[name] = time.perf_counter()
-                            self.changed.notify_all()
-            except (ApiError, OSError, urllib3.exceptions.HTTPError):  # the API server went away
-                time.sleep(0.1)
+    def _on_service(self, _: str, service: dict[str, Any]) -> None:
+        ingress = (service.get("status", {}).get("loadBalancer", {}) or {}).get("ingress")
+        name = service["metadata"]["name"]
+        if ingress and name not in self.seen:
+            with self.changed:
+                self.seen[name] = time.perf_counter()
+                self.changed.notify_all()
 
     def wait(self, names: list[str], timeout: float) -> None:
         deadline = time.perf_counter() + timeout

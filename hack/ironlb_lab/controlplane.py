@@ -24,6 +24,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .pki import CertificateAuthority, KeyPair, service_account_keys
 
@@ -181,11 +182,60 @@ class ControlPlane:
         """Environment for child processes (operator, speaker, kubectl) that talk to this control plane."""
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
+    def kubeconfig_via(self, port: int, name: str) -> Path:
+        """A copy of the admin kubeconfig naming https://127.0.0.1:PORT (a fault proxy in front of the API
+        server; its certificate covers 127.0.0.1 whatever the port)."""
+        assert self.workdir is not None
+        path = self.workdir / f"{name}.kubeconfig"
+        path.write_text(self.kubeconfig.read_text().replace(self.server, f"https://127.0.0.1:{port}"))
+        path.chmod(0o600)
+        return path
+
+    # ------------------------------------------------------------------------------------------- faults
+    def component(self, name: str) -> Component:
+        return next(c for c in self.components if c.name == name)
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP a component (``etcd``, ``kube-apiserver``): it keeps its connections, answers nothing."""
+        self.component(name).process.send_signal(signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        self.component(name).process.send_signal(signal.SIGCONT)
+
+    def etcd_revision(self) -> int:
+        """etcd's current revision, through its JSON gateway (no etcdctl needed)."""
+        reply = self._etcd("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})
+        return int(reply["header"]["revision"])
+
+    def compact(self) -> int:
+        """Compact etcd at its current revision, as ``etcdctl compact``: watches from older versions that
+        reach etcd get 410 Gone. Returns the revision."""
+        revision = self.etcd_revision()
+        self._etcd("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
+    def restart_etcd(self, down_seconds: float = 0.0) -> None:
+        """Stop etcd (SIGTERM), wait, start it again on the same data and port."""
+        etcd = self.component("etcd")
+        etcd.process.terminate()
+        etcd.process.wait(timeout=15)
+        self.components.remove(etcd)
+        time.sleep(down_seconds)
+        self._start_etcd(again=True)
+
+    def _etcd(self, path: str, body: dict[str, object]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.etcd_url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            reply: dict[str, Any] = json.loads(response.read())
+            return reply
+
     # ----------------------------------------------------------------------------------------- internals
     def _spawn(self, name: str, argv: list[str]) -> Component:
         assert self.workdir is not None
         log_path = self.workdir / f"{name}.log"
-        with log_path.open("wb") as log_file:
+        with log_path.open("ab") as log_file:
             process = subprocess.Popen(
                 argv,
                 stdout=log_file,
@@ -222,10 +272,12 @@ class ControlPlane:
         self.admin = self.ca.issue("admin", "ironlb-admin", organization="system:masters")
         self.sa_keys = service_account_keys(pki)
 
-    def _start_etcd(self) -> None:
+    def _start_etcd(self, again: bool = False) -> None:
+        """Start etcd; ``again`` reuses the data directory and ports of the previous start."""
         assert self.binaries is not None and self.workdir is not None
-        client_port, peer_port = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{client_port}"
+        if not again:
+            self.etcd_url, self.etcd_peer_port = f"http://127.0.0.1:{free_port()}", free_port()
+        peer_port = self.etcd_peer_port
         self._spawn(
             "etcd",
             [

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,8 @@ class OperatorProcess:
     args: tuple[str, ...] = ()
     log_path: Path | None = None
     metrics_port: int = field(default_factory=free_port)
+    liveness_port: int = field(default_factory=free_port)
+    kubeconfig: Path | None = None  # default: the control plane's admin kubeconfig
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_for: str = "rebuilt state", timeout: float = 60) -> OperatorProcess:
@@ -32,11 +36,13 @@ class OperatorProcess:
                     "plain",
                     "--metrics-port",
                     str(self.metrics_port),
+                    "--liveness-port",
+                    str(self.liveness_port),
                     "--lease-duration",
                     "6",
                     *self.args,
                 ],
-                env=self.plane.env(),
+                env={**self.plane.env(), **({"KUBECONFIG": str(self.kubeconfig)} if self.kubeconfig else {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
@@ -59,6 +65,21 @@ class OperatorProcess:
                 )
             time.sleep(0.1)
         raise TimeoutError(f"ironlb-operator did not log {text!r} in {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def signal(self, number: int) -> None:
+        """SIGSTOP / SIGCONT (a frozen process), or any other signal, by PID."""
+        assert self.process is not None
+        self.process.send_signal(number)
+
+    def healthz(self) -> int:
+        """The HTTP status of the liveness endpoint (0: no answer)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except OSError:
+            return 0
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""

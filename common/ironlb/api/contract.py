@@ -3,6 +3,13 @@
 The operator renders it from the CRDs (``ironlb.operator.speakerconfig``); speakers only read it. Secrets
 are references, never values: a speaker resolves a BGP password itself, right before writing exabgp's
 configuration file (mode 0600), so the password never travels in the contract, logs or events.
+
+**Versions.** During a rolling upgrade the operator and the speakers run different versions. Readers
+ignore fields they do not know (an added field never stops an older speaker), and every published object
+carries ``contract_version`` (what the writer speaks) and ``min_contract_version`` (the oldest reader that
+may act on it): a change an older speaker would get wrong if it ignored the new field raises
+``min_contract_version``, and such a speaker keeps its last good configuration and says so, rather than
+announcing something wrong. Additive changes keep ``min_contract_version`` as it is.
 """
 
 from __future__ import annotations
@@ -11,9 +18,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+# 1: the first contract (no version fields); 2: version fields, unknown fields ignored
+CONTRACT_VERSION = 2
+MIN_CONTRACT_VERSION = 1  # the oldest speaker that reads what this version writes correctly
+
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Versioned(Frozen):
+    contract_version: int = Field(default=1, description="The contract version of the writer.")
+    min_contract_version: int = Field(default=1, description="The oldest reader that may act on it.")
+
+    def readable(self) -> bool:
+        """Whether this speaker's contract version may act on the object."""
+        return self.min_contract_version <= CONTRACT_VERSION
 
 
 class SecretRef(Frozen):
@@ -96,7 +116,7 @@ class PeerPlacement(Frozen):
     nodes: tuple[str, ...]
 
 
-class SpeakerGlobalConfig(Frozen):
+class SpeakerGlobalConfig(Versioned):
     """What every speaker needs whatever the Services: advertisements and peers (small, rarely changes)."""
 
     l2: tuple[L2Advertising, ...] = ()
@@ -122,7 +142,7 @@ class ServiceAnnouncement(Frozen):
     bgp: tuple[str, ...] = ()
 
 
-class AnnouncementShard(Frozen):
+class AnnouncementShard(Versioned):
     """The announcements of the Services whose key hashes to this shard."""
 
     shard: int

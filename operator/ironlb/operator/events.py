@@ -14,6 +14,7 @@ from ironlb.api.events import ObjectRef, event_body
 from ironlb.api.kube import ApiError, KubeClient
 
 log = logging.getLogger("ironlb.events")
+ATTEMPTS = 5  # a transient failure is retried (0.5 s, 1 s, 2 s, 4 s) before the event is dropped
 
 
 class EventPoster:
@@ -30,6 +31,10 @@ class EventPoster:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._tasks = [asyncio.create_task(self._drain()) for _ in range(self.workers)]
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
 
     def post(self, obj: ObjectRef, kind: str, reason: str, message: str) -> None:
         """Queue an event; safe from the event loop and from worker threads (asyncio.to_thread)."""
@@ -54,8 +59,14 @@ class EventPoster:
             body = await self.queue.get()
             path = f"/api/v1/namespaces/{body['metadata']['namespace']}/events"
             try:
-                await asyncio.to_thread(self.kube.request, "POST", path, body)
-            except (ApiError, OSError) as error:
-                log.warning("posting event %s: %s", body["reason"], error)
+                for attempt in range(ATTEMPTS):
+                    try:
+                        await asyncio.to_thread(self.kube.request, "POST", path, body)
+                        break
+                    except ApiError as error:
+                        if not error.transient or attempt == ATTEMPTS - 1:
+                            log.warning("posting event %s: %s", body["reason"], error)
+                            break
+                        await asyncio.sleep(error.retry_after or 0.5 * 2**attempt)
             finally:
                 self.queue.task_done()

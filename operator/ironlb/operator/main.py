@@ -10,6 +10,7 @@ import sys
 from importlib.metadata import version
 
 import kopf
+from ironlb.api.health import Health
 from ironlb.api.kube import KubeClient
 from prometheus_client import start_http_server
 
@@ -18,6 +19,7 @@ from .events import EventPoster
 from .handlers import build_registry
 from .leader import LeaseElector
 from .manifests import SPEAKER_IMAGE, SPEAKER_IMAGE_ENV
+from .runtime import OperatorRuntime
 from .services import DEFAULT_CLASS, ServiceFilter
 from .speakers import SpeakerInstaller
 
@@ -44,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--metrics-port", type=int, default=7472, help="Prometheus metrics port; 0 disables")
     parser.add_argument(
-        "--liveness-port", type=int, default=0, help="kopf liveness endpoint port; 0 disables"
+        "--liveness-port",
+        type=int,
+        default=0,
+        help="liveness endpoint port (/healthz, served while waiting for the lease too); 0 disables",
     )
     parser.add_argument("--lease-name", default="ironlb-operator")
     parser.add_argument("--lease-duration", type=int, default=15, help="seconds a leader's lease lasts")
@@ -70,29 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
-    if not args.verbose:  # one INFO line per handled event is noise at thousands of Services
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    kube = KubeClient.from_environment()
+    # the lease has a client of its own; the operator's writes go through a client fenced by the lease
+    elector = LeaseElector.for_lease(
+        KubeClient.from_environment(), args.namespace, args.lease_name, args.identity, args.lease_duration
+    )
+    kube = KubeClient.from_environment(write_guard=elector.leading)
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    elector = LeaseElector(
-        kube,
-        args.namespace,
-        args.lease_name,
-        args.identity,
-        lease_seconds=args.lease_duration,
-        renew_seconds=max(1.0, args.lease_duration / 3),
-        retry_seconds=1.0,
-    )
     log.info("waiting for lease %s/%s as %s", args.namespace, args.lease_name, args.identity)
-    elector.acquire()
 
     def lost() -> None:
         log.critical("lost the leader lease; exiting so that only one replica allocates")
         logging.shutdown()
         os._exit(1)
 
-    elector.keep(on_lost=lost)
     events = EventPoster(kube, args.identity)
     controller = Controller(
         kube,
@@ -103,15 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     installer = SpeakerInstaller(
         kube, args.namespace, args.speaker_image, events.post, enabled=not args.no_speakers
     )
-    try:
-        kopf.run(
-            registry=build_registry(controller, events, installer),
-            clusterwide=True,
-            standalone=True,
-            liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
-        )
-    finally:
-        elector.release()
+    runtime = OperatorRuntime(kube, args.namespace, controller, installer, events, elector, Health(), lost)
+    kopf.run(
+        registry=build_registry(runtime),
+        clusterwide=True,
+        standalone=True,
+        liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
+    )
     return 0
 
 

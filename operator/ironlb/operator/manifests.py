@@ -56,40 +56,29 @@ def _rule(
 READ = ["get", "list", "watch"]
 
 
+IRONLB_KINDS = ["ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "ironlbconfigs"]
+
+
 def operator_cluster_rules() -> list[Manifest]:
+    """Cluster-wide only what lives everywhere: Services (any namespace), namespaces and nodes."""
     return [
         _rule([""], ["services"], [*READ, "patch"]),
         _rule([""], ["services/status"], ["get", "patch", "update"]),
         _rule([""], ["namespaces", "nodes"], READ),
         _rule([""], ["events"], ["create", "patch"]),
         _rule([""], ["configmaps"], ["get"], ["config"]),  # MetalLB's legacy ConfigMap (legacy.py), polled
-        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
-        _rule(
-            [GROUP],
-            ["ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "ironlbconfigs"],
-            READ,
-        ),
-        _rule(
-            [GROUP],
-            [
-                "ipaddresspools/status",
-                "l2advertisements/status",
-                "bgpadvertisements/status",
-                "bgppeers/status",
-                "ironlbconfigs/status",
-            ],
-            ["get", "patch", "update"],
-        ),
     ]
 
 
 def operator_namespace_rules() -> list[Manifest]:
+    """IronLB's own objects live in its namespace: watched and written there only."""
     return [
+        _rule([GROUP], IRONLB_KINDS, READ),
+        _rule([GROUP], [f"{kind}/status" for kind in IRONLB_KINDS], ["get", "patch", "update"]),
+        _rule([GROUP], ["ironlbconfigs"], ["create"]),
         _rule(["apps"], ["daemonsets"], [*READ, "create", "patch", "update", "delete"]),
         _rule([""], ["configmaps", "serviceaccounts"], [*READ, "create", "patch", "update", "delete"]),
-        _rule([GROUP], ["ironlbconfigs"], ["create"]),
         _rule(["coordination.k8s.io"], ["leases"], [*READ, "create", "update", "patch"]),
-        _rule([""], ["pods"], READ),
         _rule([""], ["secrets"], ["create"]),  # the heartbeat key, created once (create cannot be by name)
         _rule([""], ["secrets"], ["get"], [HEARTBEAT_SECRET]),
     ]
@@ -97,19 +86,18 @@ def operator_namespace_rules() -> list[Manifest]:
 
 def speaker_cluster_rules() -> list[Manifest]:
     return [
-        _rule([""], ["services", "nodes", "namespaces"], READ),
+        _rule([""], ["services"], READ),  # announce only what a Service still shows (state.py)
         _rule([""], ["services"], ["patch"]),  # the announcing-node annotation (Layer 2)
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         _rule([""], ["events"], ["create", "patch"]),
-        _rule([GROUP], ["bgppeers", "ipaddresspools", "l2advertisements", "bgpadvertisements"], READ),
-        _rule([GROUP], ["bgppeers/status"], ["get", "patch"]),
     ]
 
 
 def speaker_namespace_rules() -> list[Manifest]:
     return [
-        _rule([""], ["configmaps"], READ),
+        _rule([""], ["configmaps"], READ),  # the published speaker configuration
         _rule([""], ["secrets"], ["get", "list", "watch"]),  # BGP passwords, in IronLB's namespace only
+        _rule([GROUP], ["bgppeers/status"], ["get", "patch"]),  # each node's session entry
     ]
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, LabelSelector
 from ironlb.api.contract import (
+    CONTRACT_VERSION,
+    MIN_CONTRACT_VERSION,
     AnnouncementShard,
     BGPAdvertising,
     BGPSession,
@@ -75,6 +77,8 @@ def global_config(
 ) -> SpeakerGlobalConfig:
     """Advertisements and peers with their node selectors resolved against the nodes' labels."""
     return SpeakerGlobalConfig(
+        contract_version=CONTRACT_VERSION,
+        min_contract_version=MIN_CONTRACT_VERSION,
         node_addresses=dict(sorted((node_addresses or {}).items())),
         l2=tuple(
             L2Advertising(
@@ -143,5 +147,8 @@ def shard_of(service: str, shards: int = SHARDS) -> int:
 
 def shard(number: int, announcements: Mapping[str, ServiceAnnouncement]) -> AnnouncementShard:
     return AnnouncementShard(
-        shard=number, services=tuple(announcements[key] for key in sorted(announcements))
+        contract_version=CONTRACT_VERSION,
+        min_contract_version=MIN_CONTRACT_VERSION,
+        shard=number,
+        services=tuple(announcements[key] for key in sorted(announcements)),
     )

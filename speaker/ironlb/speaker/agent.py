@@ -13,32 +13,36 @@ import threading
 import time
 from pathlib import Path
 
-from ironlb.api.informer import list_and_watch
+from ironlb.api.health import Health
+from ironlb.api.informer import Informer
 from ironlb.api.kube import KubeClient
 
 from .bgp.agent import BGPAgent
-from .health import Health
 from .interfaces import interface_with
 from .l2.agent import L2Agent
 from .settings import SettingsFile, apply_log_level
-from .state import State
+from .state import State, service_summary, slice_summary
 
 log = logging.getLogger("ironlb.speaker.agent")
 CONFIG_SELECTOR = "ironlb.io/speaker-config"
 
 
-def start_watches(kube: KubeClient, namespace: str, state: State, stop: threading.Event) -> None:
-    watches = [
-        (
+def start_informers(kube: KubeClient, namespace: str, state: State, stop: threading.Event) -> list[Informer]:
+    """Everything the speaker decides from, each kept by an informer (objects trimmed to what is used)."""
+    return [
+        Informer(
+            kube,
             f"/api/v1/namespaces/{namespace}/configmaps",
-            {"labelSelector": CONFIG_SELECTOR},
             state.on_configmap,
-        ),
-        ("/apis/discovery.k8s.io/v1/endpointslices", {}, state.on_endpointslice),
-        (f"/api/v1/namespaces/{namespace}/secrets", {}, state.on_secret),  # BGP passwords, read in the loop
+            {"labelSelector": CONFIG_SELECTOR},
+        ).start(stop),
+        Informer(kube, "/api/v1/services", state.on_service, transform=service_summary).start(stop),
+        Informer(
+            kube, "/apis/discovery.k8s.io/v1/endpointslices", state.on_endpointslice, transform=slice_summary
+        ).start(stop),
+        # BGP passwords, read in the loop (never an API call there)
+        Informer(kube, f"/api/v1/namespaces/{namespace}/secrets", state.on_secret).start(stop),
     ]
-    for path, query, handle in watches:
-        threading.Thread(target=list_and_watch, args=(kube, path, query, handle, stop), daemon=True).start()
 
 
 def run(
@@ -56,7 +60,7 @@ def run(
     """The speaker's loop. ``interface`` None: the one holding this node's InternalIP (from the config)."""
     health = health or Health()
     state = State()
-    start_watches(kube, namespace, state, stop)
+    informers = start_informers(kube, namespace, state, stop)
     primary = interface or wait_for_primary_interface(state, node, stop, health)
     if primary is None:
         return
@@ -70,7 +74,7 @@ def run(
             now = time.monotonic()
             health.tick()
             snapshot = state.snapshot()
-            health.configured = state.configured
+            health.configured = state.configured and all(i.synced.is_set() for i in informers)
             l2.step(snapshot, now)
             if snapshot.version != seen_version and now >= bgp_retry_at:
                 seen_version = snapshot.version

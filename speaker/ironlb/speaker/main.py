@@ -51,11 +51,11 @@ def _l2_responder(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ironlb.api.health import Health, serve_health
     from ironlb.api.kube import KubeClient
     from prometheus_client import start_http_server
 
     from .agent import run
-    from .health import Health, serve_health
     from .settings import SettingsFile, apply_log_level
 
     key = Path(args.heartbeat_key_file).read_bytes().strip() if args.heartbeat_key_file else b""

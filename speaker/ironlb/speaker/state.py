@@ -1,5 +1,10 @@
-"""What the speaker's watches have seen (the published configuration, EndpointSlices, BGP password
-Secrets), replaced piecewise by the watch threads and read as one versioned snapshot by the loop."""
+"""What the speaker's watches have seen (the published configuration, Services, EndpointSlices, BGP password
+Secrets), replaced piecewise by the informer threads and read as one versioned snapshot by the loop.
+
+An IP is announced only while its Service still shows it: the published announcements say what the operator
+decided, and the Services themselves (watched here too, as MetalLB's speakers do) say that it still holds.
+So a Service deleted while no operator replica runs stops being announced as soon as the deletion is seen.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ironlb.api.contract import AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.api.contract import (
+    CONTRACT_VERSION,
+    AnnouncementShard,
+    ServiceAnnouncement,
+    SpeakerGlobalConfig,
+    Versioned,
+)
 
 log = logging.getLogger("ironlb.speaker.state")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 @dataclass(frozen=True)
@@ -30,14 +42,19 @@ class State:
     slices: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # slice -> (service, nodes)
     lock: threading.Lock = field(default_factory=threading.Lock)
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # BGP passwords' Secrets
+    services: dict[str, frozenset[str]] = field(default_factory=dict)  # Service -> the IPs its status shows
     configured: bool = False  # the global configuration has been read at least once
     version: int = 0  # bumped on every change, so the loop recomputes BGP routes only when needed
+    _snapshot: Snapshot | None = None  # the last snapshot, reused while the version is unchanged
+    _told_newer: set[str] = field(default_factory=set)  # objects whose newer contract was logged once
 
     def on_configmap(self, kind: str, body: dict[str, Any]) -> None:
         name, data = body["metadata"]["name"], body.get("data") or {}
-        with self.lock:
-            if "config.json" in data:
-                config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
+        if "config.json" in data:
+            config = SpeakerGlobalConfig.model_validate_json(data["config.json"])
+            if not self._readable(name, config):
+                return
+            with self.lock:
                 if config != self.config:
                     log.info(
                         "configuration %s: %d nodes, %d L2 and %d BGP advertisements, BGP peers (nodes) %s",
@@ -50,17 +67,45 @@ class State:
                 self.config = config
                 self.configured = True
                 self.version += 1
-            elif kind == "DELETED":
+        elif kind == "DELETED":
+            with self.lock:
                 self.shards.pop(name, None)
                 self.version += 1
-            elif "announcements.json" in data:
-                self.shards[name] = AnnouncementShard.model_validate_json(data["announcements.json"]).services
+        elif "announcements.json" in data:
+            shard = AnnouncementShard.model_validate_json(data["announcements.json"])
+            if not self._readable(name, shard):
+                return
+            with self.lock:
+                self.shards[name] = shard.services
                 self.version += 1
+
+    def _readable(self, name: str, published: Versioned) -> bool:
+        """A configuration this speaker is too old to act on is refused (the last good one stays)."""
+        newer = published.contract_version > CONTRACT_VERSION
+        if newer and name not in self._told_newer:
+            self._told_newer.add(name)
+            log.info(
+                "%s is written in contract version %d, this speaker reads %d: fields it does not know are "
+                "ignored",
+                name,
+                published.contract_version,
+                CONTRACT_VERSION,
+            )
+        if published.readable():
+            return True
+        log.error(
+            "%s needs a speaker of contract version %d or newer, this one reads %d: keeping the last good "
+            "configuration until this speaker is upgraded",
+            name,
+            published.min_contract_version,
+            CONTRACT_VERSION,
+        )
+        return False
 
     def on_endpointslice(self, kind: str, body: dict[str, Any]) -> None:
         metadata = body["metadata"]
         key = f"{metadata['namespace']}/{metadata['name']}"
-        service = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
+        service = (metadata.get("labels") or {}).get(SERVICE_NAME_LABEL)
         with self.lock:
             self.version += 1
             if kind == "DELETED" or service is None:
@@ -69,9 +114,23 @@ class State:
             ready = frozenset(
                 endpoint["nodeName"]
                 for endpoint in body.get("endpoints") or []
-                if endpoint.get("nodeName") and (endpoint.get("conditions") or {}).get("ready", True)
+                if endpoint.get("nodeName") and _ready(endpoint)
             )
             self.slices[key] = (f"{metadata['namespace']}/{service}", ready)
+
+    def on_service(self, kind: str, body: dict[str, Any]) -> None:
+        metadata = body["metadata"]
+        key = f"{metadata['namespace']}/{metadata['name']}"
+        shown = frozenset(shown_ips(body))
+        with self.lock:
+            if kind == "DELETED" or not shown:
+                if self.services.pop(key, None) is None:
+                    return
+            elif self.services.get(key) == shown:
+                return
+            else:
+                self.services[key] = shown
+            self.version += 1
 
     def on_secret(self, kind: str, body: dict[str, Any]) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -90,8 +149,53 @@ class State:
         """Everything the loop decides from, with its version, read under one lock: a change arriving after
         this call has a newer version, so the loop can never take it as seen before using it."""
         with self.lock:
+            if self._snapshot is not None and self._snapshot.version == self.version:
+                return self._snapshot
             endpoints: dict[str, frozenset[str]] = {}
             for service, nodes in self.slices.values():
                 endpoints[service] = endpoints.get(service, frozenset()) | nodes
-            announcements = [a for shard in self.shards.values() for a in shard]
-            return Snapshot(self.version, self.config, announcements, endpoints)
+            announcements = []
+            for shard in self.shards.values():
+                for announcement in shard:
+                    shown = self.services.get(announcement.service, frozenset())
+                    ips = tuple(ip for ip in announcement.ips if ip in shown)
+                    if ips == announcement.ips:
+                        announcements.append(announcement)
+                    elif ips:
+                        announcements.append(announcement.model_copy(update={"ips": ips}))
+            self._snapshot = Snapshot(self.version, self.config, announcements, endpoints)
+            return self._snapshot
+
+
+def _ready(endpoint: dict[str, Any]) -> bool:
+    return bool((endpoint.get("conditions") or {}).get("ready", True))
+
+
+def shown_ips(service: dict[str, Any]) -> list[str]:
+    """The IPs a Service's status shows (``status.loadBalancer.ingress``)."""
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [entry["ip"] for entry in ingress if entry.get("ip")]
+
+
+def slice_summary(endpointslice: dict[str, Any]) -> dict[str, Any]:
+    """What the speaker keeps of an EndpointSlice: its Service and which nodes have ready endpoints."""
+    metadata = endpointslice["metadata"]
+    return {
+        "metadata": {
+            **{k: metadata.get(k) for k in ("name", "namespace", "resourceVersion")},
+            "labels": {k: v for k, v in (metadata.get("labels") or {}).items() if k == SERVICE_NAME_LABEL},
+        },
+        "endpoints": [
+            {"nodeName": e.get("nodeName"), "conditions": {"ready": _ready(e)}}
+            for e in endpointslice.get("endpoints") or []
+        ],
+    }
+
+
+def service_summary(service: dict[str, Any]) -> dict[str, Any]:
+    """What the speaker keeps of a Service (its informer stores this, not the whole object)."""
+    metadata = service["metadata"]
+    return {
+        "metadata": {k: metadata.get(k) for k in ("name", "namespace", "uid", "resourceVersion")},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in shown_ips(service)]}},
+    }

@@ -7,10 +7,10 @@ the handler of that concern decide and write, then re-evaluates only what the ch
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 
-from ironlb.api import GROUP, VERSION
 from ironlb.api.events import EventSink
-from ironlb.api.kube import KubeClient, custom_path
+from ironlb.api.kube import KubeClient
 
 from ..allocator import Allocation
 from ..services import ServiceFilter, parse_service
@@ -39,27 +39,29 @@ class Controller:
         self.legacy = LegacyHandler(self.state)
 
     # ------------------------------------------------------------------------------------------- start-up
-    def rebuild(self) -> int:
-        """Adopt every IP Services already show, oldest Service first, before anything new is allocated."""
-        state, kube = self.state, self.state.kube
-        for namespace in kube.list_all("/api/v1/namespaces"):
+    def rebuild(self, listed: Mapping[str, Sequence[Body]]) -> int:
+        """Adopt every IP Services already show, oldest Service first, before anything new is allocated.
+
+        ``listed``: the informers' first lists, by watch name (namespaces, nodes, ipaddresspools, ...)."""
+        state = self.state
+        for namespace in listed["namespaces"]:
             state.namespace_labels[namespace["metadata"]["name"]] = dict(
                 namespace["metadata"].get("labels") or {}
             )
-        for pool in kube.list_all(custom_path(GROUP, VERSION, state.namespace, "ipaddresspools")):
+        for pool in listed["ipaddresspools"]:
             self.pools.upsert(pool)
         for kind in ("l2advertisements", "bgpadvertisements"):
-            for advertisement in kube.list_all(custom_path(GROUP, VERSION, state.namespace, kind)):
+            for advertisement in listed[kind]:
                 self.advertisements.set_advertisement(advertisement, deleted=False)
-        for node in kube.list_all("/api/v1/nodes"):
+        for node in listed["nodes"]:
             self.advertisements.remember_node(node)
-        for peer in kube.list_all(custom_path(GROUP, VERSION, state.namespace, "bgppeers")):
+        for peer in listed["bgppeers"]:
             self.advertisements.set_peer(peer, deleted=False)
         for where, source in self.legacy.read_sources().items():  # legacy pools exist before adoption
             self.legacy.take_source(where, source)
         self.legacy.apply()
         state.refresh_global()
-        services = [parse_service(body, state.service_filter) for body in kube.list_all("/api/v1/services")]
+        services = [parse_service(body, state.service_filter) for body in listed["services"]]
         services = sorted((s for s in services if s.handled), key=lambda s: (s.created, s.key))
         adopted = 0
         for service in services:

@@ -11,9 +11,9 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from ironlb.api.kube import ApiError, service_path
+from ironlb.api.kube import ApiError, NotLeaderError, service_path
 
-from ..allocator import Allocation, Failure
+from ..allocator import Allocation, Failure, format_address
 from ..metrics import ALLOCATION_FAILURES, ALLOCATIONS
 from ..services import ALLOCATED_FROM_ANNOTATION, InvalidRequest, ServiceRequest, status_patch
 from .state import OperatorState
@@ -137,9 +137,22 @@ class ServiceHandler:
             if service.allocated_from != pool:
                 annotations = {"metadata": {"annotations": {ALLOCATED_FROM_ANNOTATION: pool}}}
                 await asyncio.to_thread(kube.merge_patch, service_path(namespace, name), annotations)
+        except NotLeaderError:
+            raise
         except ApiError as error:
-            if error.status != 404:  # a deleted Service needs nothing; anything else is retried by kopf
-                raise
+            if error.status == 404:  # a deleted Service needs nothing
+                return
+            # said on the Service (a Service without its IP always says why), then retried until it works
+            self.state.events.once(
+                service.ref,
+                "write",
+                "Warning",
+                "StatusNotWritten",
+                f"could not write the status ({', '.join(map(format_address, addresses)) or 'no IP'}): "
+                f"{error}; retrying",
+            )
+            raise
+        self.state.events.forget_topic(service.ref, "write")
 
     def report_outside(self, pool: str) -> None:
         """Services keep IPs a pool no longer holds (never moved); each one is told once."""

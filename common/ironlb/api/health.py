@@ -1,7 +1,9 @@
-"""Liveness and readiness for the kubelet's probes (127.0.0.1 only: the pod shares the node's network).
+"""Liveness and readiness for the kubelet's probes, for the operator and the speaker alike.
 
-Live: the main loop went round recently (a stuck loop is restarted). Ready: the speaker has read the
-published configuration, so it answers for what it must (a rolling update waits for that).
+Live: the main loop went round recently (a stuck loop is restarted); a standby operator waiting for the
+lease is live too. Ready: the component can do its work: a speaker has read the published configuration
+(a rolling update waits for that), an operator holds the lease and has listed what it watches.
+The speaker binds 127.0.0.1 (it shares the node's network); the operator's pod network is its own.
 """
 
 from __future__ import annotations

@@ -1,0 +1,253 @@
+"""The operator at run time: wait for the lease, keep informers, dispatch their events to the controller.
+
+kopf runs the process (login, start-up and clean-up, signals, and the liveness endpoint with a probe saying
+whether this replica leads). It does not watch anything: kopf re-lists after a watch gap without
+delivering the deletions it missed (``continuous_watch`` yields the listed objects and nothing for those
+gone), so every watch is an ``ironlb.api.informer.Informer``, namespaced wherever the objects live.
+
+The lease is acquired after kopf started, in a thread, so a standby replica serves its liveness endpoint
+while it waits. Events are handled in the asyncio loop, one task each (per-Service locks keep their order);
+a handling that fails is retried with jittered back-off, from the informer's latest copy of the object,
+for as long as it fails: nothing is given up on. A periodic resync re-delivers every object (level-triggered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ironlb.api import GROUP, VERSION
+from ironlb.api.config import SINGLETON_NAME
+from ironlb.api.health import Health
+from ironlb.api.informer import Handler, Informer, informers_synced, object_key
+from ironlb.api.kube import ApiError, Json, KubeClient, NotLeaderError, custom_path
+
+from .controller import Controller
+from .events import EventPoster
+from .leader import LeaseElector
+from .manifests import SPEAKER_NAME
+from .speakers import SpeakerInstaller
+
+log = logging.getLogger("ironlb.operator")
+EventHandler = Callable[[Json, bool], Awaitable[None]]  # (object, deleted)
+RETRY_CAP = 30.0
+
+
+@dataclass
+class Watch:
+    name: str
+    path: str
+    handle: EventHandler
+    query: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Intervals:
+    status: float = 0.5  # pool and advertisement statuses, the published speaker configuration
+    speakers: float = 30.0  # re-apply the speaker DaemonSet and its settings (self-healing)
+    legacy: float = 5.0  # poll MetalLB's legacy ConfigMaps
+    resync: float = 60.0  # re-deliver every object to its handler
+
+
+class Dispatcher:
+    """Informer events into the loop; a failed handling is retried with back-off until it succeeds."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[Watch, str, Json]] = asyncio.Queue()
+        self.informers: dict[str, Informer] = {}
+        self.failures: dict[tuple[str, str], int] = {}  # (watch, object) -> failed attempts in a row
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def handler_for(self, watch: Watch) -> Handler:
+        def handle(kind: str, obj: Json) -> None:  # called from the informer's thread
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (watch, kind, obj))
+
+        return handle
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self) -> None:
+        while True:
+            watch, kind, obj = await self.queue.get()
+            self.spawn(self._handle(watch, kind, obj))
+
+    async def _handle(self, watch: Watch, kind: str, obj: Json) -> None:
+        key = (watch.name, object_key(obj))
+        try:
+            await watch.handle(obj, kind == "DELETED")
+        except NotLeaderError:
+            return  # the process is about to stop: the next leader does it
+        except ApiError as error:
+            attempt = self.failures.get(key, 0) + 1
+            self.failures[key] = attempt
+            ceiling = min(RETRY_CAP, 0.5 * 2 ** (attempt - 1))
+            delay = max(random.uniform(ceiling / 2, ceiling), error.retry_after or 0.0)
+            log.warning(
+                "%s %s: %s (attempt %d); retrying in %.1f s", watch.name, key[1], error, attempt, delay
+            )
+            self.loop.call_later(delay, self._retry, watch, kind, obj)
+        else:
+            self.failures.pop(key, None)
+
+    def _retry(self, watch: Watch, kind: str, obj: Json) -> None:
+        """Again, with the latest object: deleted meanwhile means handled as deleted."""
+        current = self.informers[watch.name].get(object_key(obj))
+        if current is None:
+            self.queue.put_nowait((watch, "DELETED", obj))
+        else:
+            self.queue.put_nowait((watch, "MODIFIED", current))
+
+
+class OperatorRuntime:
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str,
+        controller: Controller,
+        installer: SpeakerInstaller,
+        events: EventPoster,
+        elector: LeaseElector,
+        health: Health,
+        on_lost: Callable[[], None],
+        intervals: Intervals | None = None,
+    ) -> None:
+        self.kube, self.namespace = kube, namespace
+        self.controller, self.installer, self.events = controller, installer, events
+        self.elector, self.health, self.on_lost = elector, health, on_lost
+        self.intervals = intervals or Intervals()
+        self.stop = threading.Event()
+        self.synced = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dispatcher: Dispatcher | None = None
+
+    def watches(self) -> list[Watch]:
+        c, ns = self.controller, self.namespace
+
+        def ours(plural: str) -> str:
+            return custom_path(GROUP, VERSION, ns, plural)
+
+        async def speakers_changed(_: Json, __: bool) -> None:
+            await self.installer.reconcile()
+
+        return [
+            Watch("namespaces", "/api/v1/namespaces", c.on_namespace),
+            Watch("nodes", "/api/v1/nodes", c.on_node),
+            Watch("ipaddresspools", ours("ipaddresspools"), c.on_pool),
+            Watch("l2advertisements", ours("l2advertisements"), c.on_advertisement),
+            Watch("bgpadvertisements", ours("bgpadvertisements"), c.on_advertisement),
+            Watch("bgppeers", ours("bgppeers"), c.on_peer),
+            Watch("services", "/api/v1/services", c.on_service),
+            Watch(
+                "ironlbconfigs",
+                ours("ironlbconfigs"),
+                speakers_changed,
+                {"fieldSelector": f"metadata.name={SINGLETON_NAME}"},
+            ),
+            Watch(
+                "daemonsets",
+                f"/apis/apps/v1/namespaces/{ns}/daemonsets",
+                speakers_changed,
+                {"fieldSelector": f"metadata.name={SPEAKER_NAME}"},
+            ),
+        ]
+
+    # ------------------------------------------------------------------------------------ kopf's hooks
+    async def start(self) -> None:
+        """kopf's start-up handler: returns at once, so kopf serves liveness while the lease is awaited."""
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="kube"))
+        self._tasks.append(loop.create_task(self._lead()))
+        self._tasks.append(loop.create_task(self._heartbeat()))
+
+    def probe(self) -> str:
+        """kopf's liveness probe: the loop answers (or kopf could not call this); says who leads."""
+        return "leading" if self.elector.leading() else "standby"
+
+    async def cleanup(self) -> None:
+        """kopf's clean-up handler (SIGTERM): stop everything, then hand the lease over."""
+        self.stop.set()
+        for task in self._tasks:
+            task.cancel()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        self.events.stop()
+        await asyncio.to_thread(self.elector.release)
+
+    # -------------------------------------------------------------------------------------------- work
+    async def _heartbeat(self) -> None:
+        while True:
+            self.health.tick()
+            self.health.configured = self.synced and self.elector.leading()
+            await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        if not await asyncio.to_thread(self.elector.acquire, self.stop, self.health.tick):
+            return
+        self.elector.keep(on_lost=self.on_lost)
+        try:
+            await self._operate()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not leave a leader that does nothing: stop, the standby takes over
+            log.exception("the operator's loop failed")
+            self.on_lost()
+
+    async def _operate(self) -> None:
+        loop = asyncio.get_running_loop()
+        dispatcher = self._dispatcher = Dispatcher(loop)
+        watches = self.watches()
+        for watch in watches:
+            informer = Informer(self.kube, watch.path, dispatcher.handler_for(watch), watch.query)
+            dispatcher.informers[watch.name] = informer.start(self.stop)
+        informers = list(dispatcher.informers.values())
+        await asyncio.to_thread(informers_synced, informers, self.stop)
+        self.events.start()
+        # adopt what Services already show before anything new is allocated; then the listed objects'
+        # ADDED events (queued meanwhile) are handled like any other
+        listed = {w.name: dispatcher.informers[w.name].items() for w in watches}
+        await asyncio.to_thread(self.controller.rebuild, listed)
+        self.synced = True
+        periodic: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
+            ("writing statuses", self.controller.flush_statuses, self.intervals.status),
+            ("installing the speakers", self.installer.reconcile, self.intervals.speakers),
+            ("reading the legacy ConfigMaps", self.controller.poll_legacy, self.intervals.legacy),
+            ("resyncing", self._resync(informers), self.intervals.resync),
+        ]
+        for what, work, every in periodic:
+            dispatcher.spawn(_every(what, work, every, at_once=what != "resyncing"))
+        await dispatcher.run()
+
+    def _resync(self, informers: list[Informer]) -> Callable[[], Awaitable[None]]:
+        async def resync() -> None:
+            for informer in informers:
+                informer.resync()
+
+        return resync
+
+
+async def _every(what: str, work: Callable[[], Awaitable[None]], seconds: float, at_once: bool) -> None:
+    """Periodic work that survives its own failures (logged; the next period tries again)."""
+    if not at_once:
+        await asyncio.sleep(seconds)
+    while True:
+        try:
+            await work()
+        except NotLeaderError:
+            pass
+        except Exception:
+            log.exception("%s", what)
+        await asyncio.sleep(seconds)
