@@ -15,7 +15,7 @@ NAMESPACE_MANIFEST = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ironlb
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     """Real etcd, kube-apiserver, controller manager and scheduler on loopback; stopped by PID at the end."""
-    plane = ControlPlane(with_controllers=True).start()
+    plane = ControlPlane(with_controllers=True, audit=True).start()
     try:
         yield plane
     finally:
@@ -27,3 +27,8 @@ def crds_installed(control_plane: ControlPlane) -> ControlPlane:
     control_plane.install_crds(REPO_ROOT / "crds")
     control_plane.kubectl("apply", "-f", "-", input=NAMESPACE_MANIFEST)
     return control_plane
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_rbac.py last: it checks every request the components made during the whole suite."""
+    items.sort(key=lambda item: item.path.name == "test_rbac.py")

@@ -190,9 +190,7 @@ def test_stop_ends_the_informer(control_plane: ControlPlane) -> None:
     stop = threading.Event()
     informer = start(kube, namespace, Recorder(), stop, watch_seconds=(2, 2))
     stop.set()
-    assert informer._thread is not None
-    informer._thread.join(10)
-    assert not informer._thread.is_alive()
+    assert informer.join(10)
 
 
 def test_transform_trims_what_is_stored_and_delivered(

@@ -232,9 +232,8 @@ def test_a_leader_cut_off_from_the_api_server_stops_before_its_lease_can_expire(
 ) -> None:
     cluster = _cluster(crds_installed, "lease-cut")
     with FaultProxy(crds_installed.port) as proxy:
-        kubeconfig = crds_installed.kubeconfig_via(proxy.port, "lease-cut-leader")
         args = ("--namespace", cluster.namespace)
-        leader = OperatorProcess(crds_installed, args=args, kubeconfig=kubeconfig).start()
+        leader = OperatorProcess(crds_installed, args=args, proxy_port=proxy.port).start()
         standby = OperatorProcess(crds_installed, args=args).start(wait_for="waiting for lease")
         try:
             assert leader.process is not None

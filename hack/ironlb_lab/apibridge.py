@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .controlplane import _die_with_parent
+from .faultproxy import FaultProxy
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane
@@ -87,14 +88,37 @@ def main(argv: list[str]) -> int:
 
 
 class ApiBridge:
-    """Starts the host forwarder and one node forwarder per lab node; the lab ends them with itself."""
+    """Starts the host forwarder and one node forwarder per lab node; the lab ends them with itself.
 
-    def __init__(self, lab: LabNetwork, plane: ControlPlane, workdir: Path) -> None:
-        self.lab, self.plane, self.workdir = lab, plane, workdir
+    With ``faults``, every namespace (node or pod) reaches the API server through a ``FaultProxy`` of its
+    own (its Unix socket is the namespace's way out), so a test can cut, reset or blackhole one node's or
+    one operator replica's connection to the API server without touching the others.
+    """
+
+    def __init__(self, lab: LabNetwork, plane: ControlPlane, workdir: Path, faults: bool = False) -> None:
+        self.lab, self.plane, self.workdir, self.faults = lab, plane, workdir, faults
         self.socket = workdir / "apiserver.sock"
         self.host: subprocess.Popen[bytes] | None = None
+        self.proxies: dict[str, FaultProxy] = {}
+
+    def proxy(self, role: str) -> FaultProxy:
+        """The fault proxy between ``role``'s namespace and the API server (``faults`` labs only)."""
+        return self.proxies[role]
+
+    def socket_for(self, role: str) -> Path:
+        if not self.faults:
+            return self.socket
+        if role not in self.proxies:
+            path = self.workdir / f"api-{role}.sock"
+            self.proxies[role] = FaultProxy(self.plane.port, unix_path=path).start()
+        return self.proxies[role].unix_path  # type: ignore[return-value]
 
     def start(self) -> ApiBridge:
+        if self.faults:
+            for role, host in self.lab.hosts.items():
+                if role.startswith("node"):
+                    self.forward_into(host)
+            return self
         env = {**os.environ, "PYTHONPATH": str(HACK)}
         port = str(self.plane.port)
         with (self.workdir / "apibridge-host.log").open("ab") as log:
@@ -121,7 +145,14 @@ class ApiBridge:
         log_path = self.workdir / f"apibridge-{host.role}.log"
         process = self.lab.spawn(
             host,
-            [sys.executable, "-m", "ironlb_lab.apibridge", "node", str(self.socket), str(self.plane.port)],
+            [
+                sys.executable,
+                "-m",
+                "ironlb_lab.apibridge",
+                "node",
+                str(self.socket_for(host.role)),
+                str(self.plane.port),
+            ],
             log_path,
             env={**os.environ, "PYTHONPATH": str(HACK)},
         )
@@ -133,6 +164,8 @@ class ApiBridge:
         return process
 
     def stop(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
         if self.host is not None and self.host.poll() is None:
             self.host.terminate()
             self.host.wait(timeout=10)

@@ -81,6 +81,7 @@ class ControlPlane:
     workdir: Path | None = None
     components: list[Component] = field(default_factory=list)
     startup_seconds: float = 0.0
+    audit: bool = False  # log every request of a ServiceAccount (``audit_log``): what RBAC must allow
 
     # ----------------------------------------------------------------------------------------- lifecycle
     def start(self, timeout: float = 90.0) -> ControlPlane:
@@ -317,10 +318,34 @@ class ControlPlane:
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
                 "--v=1",
+                *self._audit_args(),
                 *self.extra_apiserver_args,
             ],
         )
         self._write_kubeconfig(self.kubeconfig, self.admin, "ironlb-admin")
+
+    @property
+    def audit_log(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "audit.log"
+
+    def _audit_args(self) -> list[str]:
+        """Metadata (who, verb, resource, namespace, name, response code) of ServiceAccounts' requests."""
+        if not self.audit:
+            return []
+        assert self.workdir is not None
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\n"
+            "rules:\n- level: Metadata\n  userGroups: [system:serviceaccounts]\n- level: None\n"
+        )
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
+        ]
 
     def _write_kubeconfig(self, path: Path, pair: KeyPair, user: str) -> None:
         def b64(file: Path) -> str:

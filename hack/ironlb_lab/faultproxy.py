@@ -1,8 +1,8 @@
 """A TCP proxy between a component and kube-apiserver that injects network faults for real.
 
-The component's kubeconfig (or the host side of the lab's API bridge) points at the proxy's port on 127.0.0.1
-(the API server's certificate covers that address whatever the port), and the proxy forwards bytes to the
-API server. On command it:
+The component's kubeconfig points at the proxy's port on 127.0.0.1 (the API server's certificate covers that
+address whatever the port), or the lab's API bridge in a namespace connects to the proxy's Unix socket
+(``unix_path``); the proxy forwards bytes to the API server. On command it:
 
 - ``reset()``: closes every open connection with a TCP RST (SO_LINGER 0), as a crashed peer or a middlebox;
 - ``refuse()`` / ``heal()``: new connections are reset at once (``refuse``), until healed;
@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -48,8 +49,11 @@ class _Connection:
 
 
 class FaultProxy:
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, upstream_port: int, upstream_host: str = "127.0.0.1", unix_path: Path | None = None
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.unix_path = unix_path
         self.port = 0
         self.accepted = 0  # connections accepted since start (a test can see a component reconnect)
         self._loop = asyncio.new_event_loop()
@@ -114,6 +118,10 @@ class FaultProxy:
 
     async def _start(self) -> None:
         self._flowing.set()
+        if self.unix_path is not None:
+            self.unix_path.unlink(missing_ok=True)
+            self._server = await asyncio.start_unix_server(self._handle, path=str(self.unix_path))
+            return
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import urllib3
+from ironlb.api.informer import Informer
 from ironlb.api.kube import ApiError, KubeClient, custom_path
 
 from .workloads import LabKubelet, Pod, ServerCommand
@@ -324,15 +324,21 @@ class LabKubeVirt:
 
     def start(self) -> LabKubeVirt:
         self.install()
-        self._thread = threading.Thread(target=self._watch, name="lab-kubevirt", daemon=True)
-        self._thread.start()
+        # each watch request ends after WATCH_ROUND_SECONDS, so stopping never waits on an open stream (which
+        # would also hold up the API server's shutdown); a re-list delivers VMs deleted meanwhile as DELETED
+        self._informer = Informer(
+            self.kube,
+            f"/apis/{GROUP}/{VERSION}/virtualmachines",
+            self._handle,
+            watch_seconds=(WATCH_ROUND_SECONDS, WATCH_ROUND_SECONDS),
+        ).start(self._stop)
         return self
 
     def stop(self) -> None:
         """Stop watching and remove every launcher pod this stand-in started (objects and processes)."""
         self._stop.set()
-        if getattr(self, "_thread", None) is not None:
-            self._thread.join(timeout=WATCH_ROUND_SECONDS + 5)
+        if getattr(self, "_informer", None) is not None:
+            self._informer.join(timeout=WATCH_ROUND_SECONDS + 5)
         with self._lock:
             for launcher in list(self.launchers.values()):
                 self.kubelet.delete_pod(launcher.pod)
@@ -345,40 +351,6 @@ class LabKubeVirt:
         self.stop()
 
     # ---------------------------------------------------------------------------------------- watching
-    def _watch(self) -> None:
-        """List, then watch from the list's resourceVersion in short rounds (so ``stop`` never waits on an
-        open stream, which would also hold up the API server's shutdown); list again after an error."""
-        path = f"/apis/{GROUP}/{VERSION}/virtualmachines"
-        version: str | None = None
-        while not self._stop.is_set():
-            try:
-                if version is None:
-                    listed = self.kube.get(path)
-                    self._relisted(listed.get("items", []))
-                    version = str(listed["metadata"]["resourceVersion"])
-                query = {"resourceVersion": version, "timeoutSeconds": str(WATCH_ROUND_SECONDS)}
-                for event in self.kube.watch(path, {**query, "allowWatchBookmarks": "true"}):
-                    if self._stop.is_set():
-                        return
-                    if event.get("type") == "ERROR":  # e.g. 410 Gone: list again
-                        version = None
-                        break
-                    version = str(event["object"]["metadata"]["resourceVersion"])
-                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                        self._handle(event["type"], event["object"])
-            except (ApiError, OSError, ValueError, KeyError, urllib3.exceptions.HTTPError) as error:
-                print(f"lab kubevirt: watching {path}: {error}", file=sys.stderr)
-                version = None
-                self._stop.wait(1.0)
-
-    def _relisted(self, items: list[Json]) -> None:
-        """A fresh list: reconcile every VM, and remove launchers of VMs deleted while not watching."""
-        present = {(vm["metadata"]["namespace"], vm["metadata"]["name"]) for vm in items}
-        for namespace, name in [key for key in self.launchers if key not in present]:
-            self._handle("DELETED", {"metadata": {"namespace": namespace, "name": name}})
-        for vm in items:
-            self._handle("ADDED", vm)
-
     def _handle(self, kind: str, vm: Json) -> None:
         try:
             self.reconcile(vm, deleted=kind == "DELETED")

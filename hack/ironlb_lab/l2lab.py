@@ -13,10 +13,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ironlb.operator.manifests import OPERATOR_NAME, SPEAKER_NAME, namespace_manifest, rbac
+from ironlb.operator.manifests import NAMESPACE, OPERATOR_NAME, SPEAKER_NAME
 
+from .accounts import install_accounts
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
 from .network import LabNetwork
@@ -42,6 +42,7 @@ class L2Lab:
     namespace: str = "ironlb-system"
     nodes: int = 2
     operator_as_pod: bool = False  # install from deploy/ironlb.yaml: the operator's Deployment runs as pods
+    faults: bool = False  # each node and pod namespace reaches the API server through a FaultProxy of its own
     lab: LabNetwork = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,16 +51,14 @@ class L2Lab:
     def start(self) -> L2Lab:
         self.lab.create()
         try:
-            if not self.operator_as_pod:
-                self._apply(namespace_manifest(self.namespace))
-                for manifest in rbac(self.namespace):
-                    if manifest["kind"] == "ClusterRoleBinding":  # one per lab namespace: labs share a plane
-                        manifest["metadata"]["name"] += f"-{self.namespace}"
-                    self._apply(manifest)
+            if self.namespace != NAMESPACE or not self.operator_as_pod:
+                # what deploy/ironlb.yaml holds, for this lab's namespace (the operator's Deployment only
+                # when it runs as pods)
+                install_accounts(self.plane, self.namespace, with_deployment=self.operator_as_pod)
             for number in range(1, self.nodes + 1):
                 node = self.lab.node(number)
                 register_node(self.plane, node.role, str(node.v4))
-            self.bridge = ApiBridge(self.lab, self.plane, self.workdir).start()
+            self.bridge = ApiBridge(self.lab, self.plane, self.workdir, faults=self.faults).start()
             self.runner = LabPodRunner(
                 self.lab, self.plane, self.workdir, self.bridge, frozenset({self.namespace})
             ).start()
@@ -67,10 +66,9 @@ class L2Lab:
             for host in (self.lab.client, self.lab.router):
                 host.run("ip", "route", "add", POOLS_V4, "dev", "eth0", check=True)
                 host.run("ip", "-6", "route", "add", POOLS_V6, "dev", "eth0", check=True)
-            if (
-                self.operator_as_pod
-            ):  # exactly what a user applies: deploy/ironlb.yaml (generated, as the bundle)
-                self.plane.kubectl("apply", "-f", str(DEPLOY_MANIFESTS))
+            if self.operator_as_pod:
+                if self.namespace == NAMESPACE:  # exactly what a user applies: deploy/ironlb.yaml (generated)
+                    self.plane.kubectl("apply", "-f", str(DEPLOY_MANIFESTS))
                 self.ensure_operator()
             else:
                 self.operator = OperatorProcess(self.plane, args=("--namespace", self.namespace))
@@ -80,9 +78,6 @@ class L2Lab:
             self.stop()
             raise
         return self
-
-    def _apply(self, manifest: dict[str, Any]) -> None:
-        self.plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     def speaker(self, role: str) -> RunningPod | None:
         """This lab's speaker pod on a node (labs sharing a control plane each have their own DaemonSet)."""
@@ -172,11 +167,12 @@ class L2Lab:
             self.runner.stop()
             # The Nodes outlive the lab on a shared plane, and a pod nobody confirms stays Terminating and
             # keeps its host ports: remove the DaemonSet and, as a kubelet would, its pods for good.
-            self.plane.kubectl(
-                *("delete", "daemonset", SPEAKER_NAME, "-n", self.namespace, "--ignore-not-found"),
-                "--wait=false",
-                check=False,
-            )
+            for kind, name in (("deployment", OPERATOR_NAME), ("daemonset", SPEAKER_NAME)):
+                self.plane.kubectl(
+                    *("delete", kind, name, "-n", self.namespace, "--ignore-not-found"),
+                    "--wait=false",
+                    check=False,
+                )
             self.plane.kubectl(
                 *("delete", "pods", "-n", self.namespace, "--all", "--grace-period=0", "--force"),
                 "--wait=false",

@@ -1,4 +1,5 @@
-"""Run the real ``ironlb-operator`` process against a lab control plane (tests, demo, benchmarks)."""
+"""Run the real ``ironlb-operator`` process against a lab control plane (tests, demo, benchmarks), with the
+operator's own ServiceAccount, never as admin."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ironlb.operator.manifests import NAMESPACE, OPERATOR_NAME
+
+from .accounts import account_kubeconfig, install_accounts
 from .controlplane import ControlPlane, _die_with_parent, free_port
 
 
@@ -21,7 +25,7 @@ class OperatorProcess:
     log_path: Path | None = None
     metrics_port: int = field(default_factory=free_port)
     liveness_port: int = field(default_factory=free_port)
-    kubeconfig: Path | None = None  # default: the control plane's admin kubeconfig
+    proxy_port: int | None = None  # reach the API server through a fault proxy on this port
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_for: str = "rebuilt state", timeout: float = 60) -> OperatorProcess:
@@ -42,7 +46,7 @@ class OperatorProcess:
                     "6",
                     *self.args,
                 ],
-                env={**self.plane.env(), **({"KUBECONFIG": str(self.kubeconfig)} if self.kubeconfig else {})},
+                env={**self.plane.env(), "KUBECONFIG": str(self._kubeconfig())},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
@@ -50,6 +54,15 @@ class OperatorProcess:
         if wait_for:
             self.wait_for_log(wait_for, timeout)
         return self
+
+    def _kubeconfig(self) -> Path:
+        """The operator's own ServiceAccount (RBAC applies, as in a cluster), in its --namespace."""
+        assert self.plane.workdir is not None
+        arguments = list(self.args)
+        namespace = arguments[arguments.index("--namespace") + 1] if "--namespace" in arguments else NAMESPACE
+        install_accounts(self.plane, namespace)
+        path = self.plane.workdir / f"operator-{namespace}-{self.liveness_port}.kubeconfig"
+        return account_kubeconfig(self.plane, namespace, OPERATOR_NAME, path, self.proxy_port)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

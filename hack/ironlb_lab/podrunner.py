@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import urllib3
+from ironlb.api.informer import Informer
 from ironlb.api.kube import ApiError, KubeClient
 
 from .apibridge import ApiBridge
@@ -87,7 +87,8 @@ class RunningPod:
     directory: Path
     argv: list[str]
     env: dict[str, str]
-    probe: Json | None
+    probe: Json | None  # readiness
+    liveness: Json | None
     grace: float
     container: str
     configmaps: dict[Path, str]  # volume directory -> ConfigMap it follows
@@ -97,6 +98,9 @@ class RunningPod:
     exited_at: float | None = None
     deleting: bool = False
     reported: str = ""
+    started_at: float = 0.0
+    next_liveness: float = 0.0
+    liveness_failures: int = 0
 
 
 @dataclass
@@ -118,7 +122,10 @@ class LabPodRunner:
 
     # ---------------------------------------------------------------------------------------- lifecycle
     def start(self) -> LabPodRunner:
-        threading.Thread(target=self._watch, daemon=True, name="podrunner-watch").start()
+        nodes = {role for role in self.lab.hosts if role.startswith("node")}
+        Informer(self.kube, "/api/v1/pods", lambda kind, pod: self._on_pod(kind, pod, nodes)).start(
+            self.stop_event
+        )
         threading.Thread(target=self._supervise, daemon=True, name="podrunner-loop").start()
         return self
 
@@ -138,30 +145,17 @@ class LabPodRunner:
                     return pod
         return None
 
+    def process_of_any(self, prefix: str) -> RunningPod | None:
+        """A running pod whose namespace/name starts with ``prefix``, on any node."""
+        with self.lock:
+            return next((p for p in self.pods.values() if p.key.startswith(prefix) and not p.deleting), None)
+
     def restart_now(self, pod: RunningPod) -> None:
         """Skip the back-off of an exited container (as deleting the pod would, without a new pod)."""
         if pod.exited_at is not None:
             pod.exited_at = float("-inf")
 
     # ------------------------------------------------------------------------------------------- watch
-    def _watch(self) -> None:
-        nodes = {role for role in self.lab.hosts if role.startswith("node")}
-        while not self.stop_event.is_set():
-            try:
-                listed = self.kube.get("/api/v1/pods")
-                for item in listed.get("items", []):
-                    self._on_pod("ADDED", item, nodes)
-                version = listed["metadata"]["resourceVersion"]
-                for event in self.kube.watch("/api/v1/pods", {"resourceVersion": version}):
-                    if self.stop_event.is_set():
-                        return
-                    if event.get("type") == "ERROR":
-                        break
-                    self._on_pod(event["type"], event["object"], nodes)
-            except (ApiError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
-                log.warning("watching pods: %s", error)
-                self.stop_event.wait(1)
-
     def _on_pod(self, kind: str, pod: Json, nodes: set[str]) -> None:
         metadata, spec = pod["metadata"], pod["spec"]
         key = f"{metadata['namespace']}/{metadata['name']}"
@@ -228,6 +222,7 @@ class LabPodRunner:
             argv=argv,
             env=env,
             probe=container.get("readinessProbe"),
+            liveness=container.get("livenessProbe"),
             grace=float(spec.get("terminationGracePeriodSeconds", 30)),
             container=container["name"],
             configmaps=configmaps,
@@ -238,6 +233,9 @@ class LabPodRunner:
     def _launch(self, pod: RunningPod) -> None:
         pod.process = self.lab.spawn(pod.host, pod.argv, pod.directory / "container.log", env=pod.env)
         pod.exited_at, pod.ready = None, False
+        pod.started_at = time.monotonic()
+        pod.next_liveness = pod.started_at + float((pod.liveness or {}).get("initialDelaySeconds", 0))
+        pod.liveness_failures = 0
         log.info("started pod %s on %s: pid %d", pod.key, pod.node.role, pod.process.pid)
 
     def _volumes(
@@ -331,7 +329,8 @@ class LabPodRunner:
 
     # ------------------------------------------------------------------------------------- supervision
     def _supervise(self) -> None:
-        """Every second: probe readiness, refresh configMap volumes, restart exited containers, report."""
+        """Every second: probe readiness and liveness, refresh configMap volumes, restart exited containers,
+        report. Nothing that goes wrong (an API server that is down or frozen) ends this loop."""
         next_lease = 0.0
         while not self.stop_event.wait(1.0):
             if time.monotonic() >= next_lease:
@@ -342,7 +341,7 @@ class LabPodRunner:
             for pod in pods:
                 try:
                     self._check(pod)
-                except (ApiError, OSError, subprocess.SubprocessError) as error:
+                except Exception as error:  # a kubelet keeps going whatever one pod does
                     log.warning("pod %s: %s", pod.key, error)
 
     def _renew_node_leases(self) -> None:
@@ -359,7 +358,7 @@ class LabPodRunner:
                         "spec": {"holderIdentity": role, "leaseDurationSeconds": 40, "renewTime": now},
                     },
                 )
-            except (ApiError, OSError) as error:
+            except ApiError as error:
                 log.warning("renewing the lease of %s: %s", role, error)
 
     def _check(self, pod: RunningPod) -> None:
@@ -378,15 +377,35 @@ class LabPodRunner:
                     pod.restarts += 1
                     self._launch(pod)
         else:
-            pod.ready = self._probe(pod)
+            pod.ready = self._probe(pod.host, pod.probe)
+            self._check_liveness(pod)
         self._report(pod)
 
-    def _probe(self, pod: RunningPod) -> bool:
-        get = (pod.probe or {}).get("httpGet")
+    def _check_liveness(self, pod: RunningPod) -> None:
+        """The livenessProbe as a kubelet runs it: every periodSeconds after initialDelaySeconds; after
+        failureThreshold failures in a row the container is killed (then restarted as any exited one)."""
+        probe, now = pod.liveness, time.monotonic()
+        if probe is None or now < pod.next_liveness or pod.process is None:
+            return
+        pod.next_liveness = now + float(probe.get("periodSeconds", 10))
+        if self._probe(pod.host, probe):
+            pod.liveness_failures = 0
+            return
+        pod.liveness_failures += 1
+        if pod.liveness_failures >= int(probe.get("failureThreshold", 3)):
+            log.warning(
+                "pod %s failed its liveness probe %d times: restarting it", pod.key, pod.liveness_failures
+            )
+            self._terminate(pod, pod.grace)
+
+    @staticmethod
+    def _probe(host: Host, probe: Json | None) -> bool:
+        get = (probe or {}).get("httpGet")
         if get is None:
             return True
         url = f"http://127.0.0.1:{get['port']}{get.get('path', '/')}"
-        result = pod.host.run("curl", "-fsS", "-m", "1", "-o", "/dev/null", url, timeout=5)
+        seconds = str(probe.get("timeoutSeconds", 1)) if probe else "1"
+        result = host.run("curl", "-fsS", "-m", seconds, "-o", "/dev/null", url, timeout=10)
         return result.returncode == 0
 
     def _report(self, pod: RunningPod) -> None:

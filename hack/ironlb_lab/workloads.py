@@ -268,7 +268,7 @@ class LabProxy:
         while not self._stop.is_set():
             try:
                 self.sync()
-            except (ApiError, OSError) as error:
+            except Exception as error:  # nothing ends the proxy's loop: the next round tries again
                 print(f"lab proxy: {error}", file=sys.stderr)
             self._stop.wait(0.5)
 

@@ -85,6 +85,12 @@ class Informer:
         self._thread.start()
         return self
 
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end (after ``stop``); True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
     def items(self) -> list[Json]:
         with self._lock:
             return list(self._store.values())

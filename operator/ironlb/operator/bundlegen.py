@@ -19,12 +19,10 @@ from .manifests import (
     SPEAKER_IMAGE,
     SPEAKER_NAME,
     VERSION,
-    namespace_manifest,
+    install_objects,
     operator_cluster_rules,
     operator_deployment,
     operator_namespace_rules,
-    rbac,
-    service_account,
     speaker_cluster_rules,
     speaker_namespace_rules,
 )
@@ -65,15 +63,8 @@ def _dump(documents: list[dict[str, Any]]) -> str:
 
 def render_deploy() -> str:
     """Plain manifests for `kubectl apply -f deploy/ironlb.yaml`."""
-    documents = [namespace_manifest()]
-    documents += [crd_for(kind) for kind in ALL_KINDS]
-    documents += [
-        service_account(OPERATOR_NAME, NAMESPACE, "operator"),
-        service_account(SPEAKER_NAME, NAMESPACE, "speaker"),
-    ]
-    documents += rbac()
-    documents.append(operator_deployment())
-    return _dump(documents)
+    namespace, *objects = install_objects()
+    return _dump([namespace, *(crd_for(kind) for kind in ALL_KINDS), *objects])
 
 
 def _examples(examples_dir: Path) -> list[dict[str, Any]]:

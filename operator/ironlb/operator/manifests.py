@@ -332,3 +332,16 @@ def namespace_manifest(namespace: str = NAMESPACE) -> Manifest:
         "kind": "Namespace",
         "metadata": {"name": namespace, "labels": labels("namespace")},
     }
+
+
+def install_objects(
+    namespace: str = NAMESPACE, image: str = OPERATOR_IMAGE, speaker_image: str = SPEAKER_IMAGE
+) -> list[Manifest]:
+    """What a user installs besides the CRDs: the namespace, the ServiceAccounts, RBAC and the operator."""
+    return [
+        namespace_manifest(namespace),
+        service_account(OPERATOR_NAME, namespace, "operator"),
+        service_account(SPEAKER_NAME, namespace, "speaker"),
+        *rbac(namespace),
+        operator_deployment(namespace, image, speaker_image),
+    ]
