@@ -81,6 +81,12 @@ class AllocatorMachine(RuleBasedStateMachine):
         # the allocator does on purpose: it never moves an IP the new request does not contradict)
         self.chosen_by_latest: set[str] = set()
         self.claims: dict[str, SharingClaim] = {}  # the claim each Service holds its IPs with now
+        # what each Service's status shows: the allocation as of its last status write that landed (a write
+        # may land long after the allocator moved the Service, or fail)
+        self.shown: dict[str, set[Address]] = {}
+        self.shown_claims: dict[str, SharingClaim] = {}
+        # addresses a Service was moved away from that the allocator must keep claimed until a settle
+        self.lingering: dict[str, set[Address]] = defaultdict(set)
         for created, (name, spec) in enumerate(POOLS.items()):
             self.allocator.upsert_pool(PoolConfig.from_spec(name, spec, created=str(created)))
 
@@ -106,8 +112,12 @@ class AllocatorMachine(RuleBasedStateMachine):
             pool=pool,
             sharing=claim,
         )
+        self._settle(service)  # every reconcile starts from what the Service shows (handle_services)
         before = self.allocator.allocation_of(service)
         result = self.allocator.assign(request)
+        after = self.allocator.allocation_of(service)
+        if before is not None and (after is None or after.addresses != before.addresses):
+            self.lingering[service] |= set(before.addresses) - set(after.addresses if after else ())
         if isinstance(result, Allocation):
             self.claims[service] = claim
             self.requests[service] = request
@@ -124,9 +134,42 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @rule(service=st.sampled_from(SERVICES))
     def release(self, service: str) -> None:
+        """The Service is deleted: its status goes with it."""
         self.allocator.release(service)
+        self.shown.pop(service, None)
+        self._settle(service)
         self.requests.pop(service, None)
         self.claims.pop(service, None)
+
+    @rule(service=st.sampled_from(SERVICES))
+    def status_write_lands(self, service: str) -> None:
+        allocation = self.allocator.allocation_of(service)
+        self.shown[service] = set(allocation.addresses) if allocation else set()
+        if service in self.claims:
+            self.shown_claims[service] = self.claims[service]
+        self._settle(service)
+
+    def _settle(self, service: str) -> None:
+        shown = self.shown.get(service, set())
+        self.allocator.settle(service, shown)
+        self.lingering[service] &= shown
+
+    @invariant()
+    def no_ip_is_shown_or_held_by_two_services_unless_sharing_allows(self) -> None:
+        """What the API shows (statuses, some of them stale) never has one IP on two Services."""
+        holders: dict[Address, dict[str, SharingClaim]] = defaultdict(dict)
+        for service, addresses in self.shown.items():
+            for address in addresses:
+                holders[address][service] = self.shown_claims[service]
+        for service in self.allocator.services():
+            for address in self.allocator.allocation_of(service).addresses:  # type: ignore[union-attr]
+                holders[address][service] = self.claims[service]
+        for address, services in holders.items():
+            names = sorted(services)
+            for position, first in enumerate(names):
+                for second in names[position + 1 :]:
+                    conflict = sharing_conflict(services[first], services[second], second)
+                    assert conflict is None, (address, first, second)
 
     @rule(service=st.sampled_from(SERVICES))
     def release_then_reassign_is_stable(self, service: str) -> None:
@@ -172,12 +215,13 @@ class AllocatorMachine(RuleBasedStateMachine):
         for name in POOLS:
             config = self.allocator.pool_config(name)
             assert config is not None
-            used = {
+            held = {
                 address
                 for service in self.allocator.services()
                 for address in self.allocator.allocation_of(service).addresses  # type: ignore[union-attr]
-                if any(segment.is_usable(address) for segment in config.segments)
             }
+            lingering = {address for addresses in self.lingering.values() for address in addresses}
+            used = {a for a in held | lingering if any(segment.is_usable(a) for segment in config.segments)}
             usage = self.allocator.usage(name)
             for family in (4, 6):
                 assert usage.assigned[family] == sum(1 for a in used if a[0] == family)

@@ -213,7 +213,16 @@ def test_a_changed_request_moves_the_service() -> None:
     allocator.upsert_pool(pool("b", "203.0.113.64/30", autoAssign=False))
     allocator.assign(AllocationRequest("ns/a"))
     assert ips(allocator.assign(AllocationRequest("ns/a", pool="b"))) == ["203.0.113.64"]
-    assert allocator.holders(parse_address("203.0.113.0")) == []
+    old = parse_address("203.0.113.0")
+    # until its status no longer shows the old IP, nobody else gets it (invariant 1 in the API, not only
+    # in memory: the move's status write may land late, or fail)
+    assert allocator.holders(old) == ["ns/a"]
+    assert ips(allocator.assign(AllocationRequest("ns/b"))) == ["203.0.113.1"]
+    allocator.settle("ns/a", [old])
+    assert allocator.holders(old) == ["ns/a"]
+    allocator.settle("ns/a", [parse_address("203.0.113.64")])
+    assert allocator.holders(old) == []
+    assert ips(allocator.assign(AllocationRequest("ns/c"))) == ["203.0.113.0"]
 
 
 def test_overlapping_pools_the_younger_is_blocked_and_existing_ips_keep_working() -> None:
@@ -248,10 +257,26 @@ def test_restore_rejects_a_second_holder_of_one_ip() -> None:
     allocator = Allocator()
     allocator.upsert_pool(pool("a", "203.0.113.0/30"))
     address = parse_address("203.0.113.1")
-    assert isinstance(allocator.restore("ns/old", [address], "a", SharingClaim()), Allocation)
-    clash = failure(allocator.restore("ns/new", [address], "a", SharingClaim()))
+    assert isinstance(allocator.restore(AllocationRequest("ns/old"), [address], None), Allocation)
+    clash = failure(allocator.restore(AllocationRequest("ns/new"), [address], None))
     assert clash.reason is Reason.REQUESTED_IP_IN_USE
     assert ips(allocator.assign(AllocationRequest("ns/new"))) == ["203.0.113.0"]
+
+
+def test_restore_trusts_a_status_only_where_it_agrees_with_the_pools_or_the_record() -> None:
+    """services/status is writable by others: an IP outside every pool, or in a pool that refuses the
+    Service, is adopted only when IronLB's own record lists it (a pool shrunk under a live Service)."""
+    allocator = Allocator()
+    allocator.upsert_pool(pool("team-a", "203.0.113.0/30", serviceAllocation={"namespaces": ["team-a"]}))
+    gateway, team_a_ip = parse_address("198.51.100.126"), parse_address("203.0.113.2")
+    outside = failure(allocator.restore(AllocationRequest("team-b/forger"), [gateway], None))
+    assert outside.reason is Reason.REQUESTED_IP_NOT_IN_POOL and "198.51.100.126" in outside.message
+    refused = failure(allocator.restore(AllocationRequest("team-b/forger"), [team_a_ip], None))
+    assert refused.reason is Reason.POOL_NOT_ALLOWED and "team-a" in refused.message
+    assert allocator.holders(gateway) == allocator.holders(team_a_ip) == []
+    kept = allocator.restore(AllocationRequest("team-b/old"), [parse_address("198.51.100.7")], "shrunk")
+    assert isinstance(kept, Allocation) and kept.pool == "shrunk"
+    assert isinstance(allocator.restore(AllocationRequest("team-a/web"), [team_a_ip], None), Allocation)
 
 
 def test_huge_ipv6_pool_counts_exactly_without_enumerating() -> None:
@@ -279,3 +304,29 @@ def test_released_service_gets_its_old_ip_back_while_it_is_free() -> None:
     allocator.release("ns/svc")
     assert ips(allocator.assign(AllocationRequest("ns/svc"))) == ["203.0.113.1"]
     assert ips(allocator.assign(AllocationRequest("ns/other"))) == ["203.0.113.0"]
+
+
+def test_service_allocation_holds_on_every_path_to_a_pool() -> None:
+    """A pool of team-a: the pool annotation, a requested IP and a sharing key joining team-a's IP all fail
+    for team-b, naming the rule; team-a itself may use all three."""
+    allocator = Allocator()
+    allocator.upsert_pool(pool("team-a-pool", "203.0.113.0/30", serviceAllocation={"namespaces": ["team-a"]}))
+    web = SharingClaim(key="k", ports=frozenset({("TCP", 80)}))
+    joined = SharingClaim(key="k", ports=frozenset({("TCP", 443)}))
+    assert ips(allocator.assign(AllocationRequest("team-a/web", sharing=web))) == ["203.0.113.0"]
+    taken, free = parse_address("203.0.113.0"), parse_address("203.0.113.3")
+    for request in (
+        AllocationRequest("team-b/named", pool="team-a-pool"),
+        AllocationRequest("team-b/requested", requested=(free,)),
+        AllocationRequest("team-b/joins", requested=(taken,), sharing=joined),
+    ):
+        refused = failure(allocator.assign(request))
+        assert refused.reason is Reason.POOL_NOT_ALLOWED, refused
+        assert "serviceAllocation.namespaces of IPAddressPool 'team-a-pool' (team-a) excludes 'team-b'" in (
+            refused.message
+        )
+    assert allocator.holders(taken) == ["team-a/web"]
+    assert ips(allocator.assign(AllocationRequest("team-a/named", pool="team-a-pool"))) == ["203.0.113.1"]
+    assert ips(allocator.assign(AllocationRequest("team-a/requested", requested=(free,)))) == ["203.0.113.3"]
+    joining = AllocationRequest("team-a/joins", requested=(taken,), sharing=joined)
+    assert ips(allocator.assign(joining)) == ["203.0.113.0"]

@@ -12,7 +12,6 @@ from ironlb.operator.allocator.addresses import parse_segment
 from ironlb.operator.crdrules import is_community, is_object_name, normalize_address
 from ironlb.operator.legacy import (
     EVENT_REASON,
-    is_legacy_configmap,
     legacy_objects,
     parse_legacy_config,
     peer_name,
@@ -235,15 +234,6 @@ def _configmap(text: str, namespace: str = "metallb-system") -> dict[str, object
         "metadata": {"name": "config", "namespace": namespace, "creationTimestamp": "2024-01-02T03:04:05Z"},
         "data": {"config": text},
     }
-
-
-def test_the_operator_reads_the_configmap_in_its_namespace_or_metallb_system_only() -> None:
-    assert is_legacy_configmap(_configmap(SEED), "ironlb-system")
-    assert is_legacy_configmap(_configmap(SEED, "ironlb-system"), "ironlb-system")
-    assert not is_legacy_configmap(_configmap(SEED, "default"), "ironlb-system")
-    other = _configmap(SEED)
-    other["metadata"] = {"name": "settings", "namespace": "metallb-system"}
-    assert not is_legacy_configmap(other, "ironlb-system")
 
 
 def test_legacy_objects_are_keyed_like_the_controller_and_drop_passwords_saying_so() -> None:

@@ -7,6 +7,7 @@ from what the previous one left (noted at the top of each).
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -206,6 +207,18 @@ def test_the_operators_namespace_wins_over_metallb_system(cluster: Cluster) -> N
         " addresses: [198.51.100.76/30]}]\n"
     )
     cluster.apply(configmap("metallb-system", other))
+    time.sleep(POLL / 2)
+    assert not [e for e in cluster.events("metallb-system", "config") if e["reason"] == "LegacyConfigMap"], (
+        "read before the admin opted metallb-system in"
+    )
+    cluster.apply(
+        {
+            "apiVersion": "ironlb.io/v1beta1",
+            "kind": "IronLBConfig",
+            "metadata": {"name": "ironlb", "namespace": NAMESPACE},
+            "spec": {"legacyConfigNamespaces": ["metallb-system"]},
+        }
+    )
     ignored = legacy_event(cluster, "metallb-system", lambda m: "not used" in m)
     assert f"{NAMESPACE}/config is in force" in ignored["message"]
     namespace = cluster.new_namespace()

@@ -102,7 +102,7 @@ def _config_status(plane: ControlPlane) -> dict[str, Any]:
 
 def test_operator_installs_keeps_and_rolls_the_speakers(plane: ControlPlane) -> None:
     cluster = Cluster(plane)
-    with OperatorProcess(plane, args=("--speaker-image", "example.org/ironlb/speaker:v1")):
+    with OperatorProcess(plane, args=("--speaker-image", "example.org/ironlb/speaker:v1"), speakers=True):
         # one pod per node, bound by the real scheduler
         pods = wait_until(
             lambda: (
@@ -166,7 +166,7 @@ def test_operator_installs_keeps_and_rolls_the_speakers(plane: ControlPlane) -> 
         cluster.wait_event(NAMESPACE, "ironlb", "SpeakerDaemonSetCreated")
 
     # a new operator version brings a new speaker image (RELATED_IMAGE_SPEAKER) and rolls the pods
-    with OperatorProcess(plane, args=("--speaker-image", "example.org/ironlb/speaker:v2")):
+    with OperatorProcess(plane, args=("--speaker-image", "example.org/ironlb/speaker:v2"), speakers=True):
         wait_until(
             lambda: (
                 (d := _daemonset(plane))

@@ -128,3 +128,19 @@ def test_a_snapshot_is_reused_while_nothing_changed() -> None:
     assert state.snapshot() is first
     state.on_service("ADDED", service("a", ["203.0.113.1"]))
     assert state.snapshot() is not first
+
+
+def test_an_ip_outside_its_pool_is_never_announced() -> None:
+    """Whatever the shards say (a bug, a stale or forged record), a speaker announces only pool addresses."""
+    config = json.loads((CONTRACT / "v1-global.json").read_text())
+    config |= {"contract_version": 3, "pools": {"p": ["203.0.113.0/30", "2001:db8::1 - 2001:db8::3"]}}
+    shard = json.loads((CONTRACT / "v1-shard.json").read_text())
+    shard["services"][0]["ips"] = ["203.0.113.1", "198.51.100.126", "2001:db8::2", "2001:db8::9"]
+    state = State()
+    state.on_configmap("ADDED", published("ironlb-speaker-config", "config.json", json.dumps(config)))
+    state.on_configmap("ADDED", published("ironlb-announcements-07", "announcements.json", json.dumps(shard)))
+    state.on_service("ADDED", service("a", shard["services"][0]["ips"]))
+    assert [a.ips for a in state.snapshot().announcements] == [("203.0.113.1", "2001:db8::2")]
+    config["pools"] = {"other": ["203.0.113.0/24"]}  # the pool it names holds none of them
+    state.on_configmap("MODIFIED", published("ironlb-speaker-config", "config.json", json.dumps(config)))
+    assert state.snapshot().announcements == []

@@ -235,6 +235,18 @@ def run_demo(plane: ControlPlane) -> None:
 
 
 def run_seed(plane: ControlPlane, l2: L2Lab, virt: LabKubeVirt) -> None:
+    opt_in = '{"spec": {"legacyConfigNamespaces": ["metallb-system"]}}'
+    step(
+        "the admin honours MetalLB's ConfigMap in metallb-system while migrating (opt-in: a namespace "
+        f"anyone could create must not define addresses)\n$ kubectl patch ironlbconfig ironlb -n "
+        f"ironlb-system --type merge -p '{opt_in}'"
+    )
+    print(
+        plane.kubectl(
+            "patch", "ironlbconfig", "ironlb", "-n", "ironlb-system", "--type", "merge", "-p", opt_in
+        ).stdout,
+        end="",
+    )
     step("apply the seed's MetalLB ConfigMap (namespace metallb-system; a documentation range)")
     plane.kubectl("create", "namespace", "metallb-system")
     print(plane.kubectl("apply", "-f", "-", input=SEED_CONFIGMAP).stdout, end="")

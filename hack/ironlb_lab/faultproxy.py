@@ -129,6 +129,10 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
         self._reset_matching(lambda c: True)
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def _set(
         self, flowing: bool | None = None, refusing: bool | None = None, delay: float | None = None

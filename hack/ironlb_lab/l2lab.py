@@ -71,7 +71,9 @@ class L2Lab:
                     self.plane.kubectl("apply", "-f", str(DEPLOY_MANIFESTS))
                 self.ensure_operator()
             else:
-                self.operator = OperatorProcess(self.plane, args=("--namespace", self.namespace))
+                self.operator = OperatorProcess(
+                    self.plane, args=("--namespace", self.namespace), speakers=True
+                )
                 self.operator.start()
             self.ensure_speakers()
         except BaseException:

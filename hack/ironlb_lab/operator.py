@@ -26,6 +26,9 @@ class OperatorProcess:
     metrics_port: int = field(default_factory=free_port)
     liveness_port: int = field(default_factory=free_port)
     proxy_port: int | None = None  # reach the API server through a fault proxy on this port
+    # install the speaker DaemonSet: only labs run its pods, and pods nobody runs keep their host ports
+    # booked on the shared control plane's nodes, so other labs' speakers could not be scheduled
+    speakers: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_for: str = "rebuilt state", timeout: float = 60) -> OperatorProcess:
@@ -44,6 +47,7 @@ class OperatorProcess:
                     str(self.liveness_port),
                     "--lease-duration",
                     "6",
+                    *(() if self.speakers else ("--no-speakers",)),
                     *self.args,
                 ],
                 env={**self.plane.env(), "KUBECONFIG": str(self._kubeconfig())},

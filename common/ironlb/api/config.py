@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import ApiModel, StatusBase, cel, validations
+from .common import DNS_LABEL_PATTERN, ApiModel, StatusBase, cel, validations
 
 SINGLETON_NAME = "ironlb"
 
@@ -58,6 +58,15 @@ class IronLBConfigSpec(ApiModel):
     """The operator's settings."""
 
     speaker: SpeakerSettings = Field(default_factory=SpeakerSettings)
+    legacy_config_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]] | None = (
+        Field(
+            default=None,
+            max_length=16,
+            description="Namespaces where MetalLB's legacy ConfigMap `config` is honoured besides IronLB's "
+            "own (opt-in, e.g. [metallb-system] while migrating); it is read nowhere else, so whoever can "
+            "create such a namespace does not control IronLB's addresses.",
+        )
+    )
 
 
 class IronLBConfigStatus(StatusBase):

@@ -18,8 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-# 1: the first contract (no version fields); 2: version fields, unknown fields ignored
-CONTRACT_VERSION = 2
+# 1: the first contract (no version fields); 2: version fields, unknown fields ignored; 3: pools
+CONTRACT_VERSION = 3
 MIN_CONTRACT_VERSION = 1  # the oldest speaker that reads what this version writes correctly
 
 
@@ -124,6 +124,11 @@ class SpeakerGlobalConfig(Versioned):
     peers: tuple[PeerPlacement, ...] = ()
     node_addresses: dict[str, str] = Field(
         default_factory=dict, description="Each node's InternalIP: where speakers send each other heartbeats."
+    )
+    pools: dict[str, tuple[str, ...]] | None = Field(
+        default=None,
+        description="Each pool's addresses (CIDRs and ranges): speakers announce no IP outside its pool. "
+        "None: written before version 3, nothing to check against.",
     )
 
 

@@ -78,6 +78,7 @@ class LeaseElector:
 
     def __post_init__(self) -> None:
         self._released = threading.Event()  # set by release(): the renewal thread must not take it back
+        self._term_over = threading.Event()  # set by step_down(): this term's renewal thread ends
         self._renewing = threading.Lock()  # a renewal and the release never interleave
         if not self.renew_deadline < self.lease_seconds:
             raise ValueError("the renew deadline must be shorter than the lease")
@@ -174,15 +175,17 @@ class LeaseElector:
             stop.wait(self.retry_seconds)
         return False
 
-    def keep(self, on_lost: Callable[[], None]) -> threading.Thread:
+    def keep(self, on_lost: Callable[[], object]) -> threading.Thread:
         """Renew in a daemon thread; call ``on_lost`` once leading ended (taken over, or no renewal for the
         renew deadline), which is before another candidate may take the lease."""
 
+        term_over = self._term_over = threading.Event()
+
         def renew_forever() -> None:
-            while not self._released.wait(self.retry_seconds):
+            while not term_over.wait(self.retry_seconds):
                 try:
                     with self._renewing:
-                        if self._released.is_set():
+                        if self._released.is_set() or term_over.is_set():
                             return
                         renewed = self.try_acquire_or_renew()
                     if renewed:
@@ -207,9 +210,15 @@ class LeaseElector:
         thread.start()
         return thread
 
+    def step_down(self) -> None:
+        """End this term (the work failed): stop renewing, and lead no more until acquired again."""
+        self._term_over.set()
+        self.renewed_at = None
+
     def release(self) -> None:
         """Give the lease up on a graceful stop, so a standby replica takes over at once."""
         self._released.set()
+        self._term_over.set()
         with self._renewing:
             if self.leading():
                 self._give_up()

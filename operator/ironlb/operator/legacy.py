@@ -31,7 +31,6 @@ from .crdrules import (
 
 CONFIGMAP_NAME = "config"
 CONFIGMAP_KEY = "config"
-METALLB_NAMESPACE = "metallb-system"
 EVENT_REASON = "LegacyConfigMap"
 
 _TOP_KEYS = ("address-pools", "peers", "bgp-communities")
@@ -401,15 +400,6 @@ class LegacyObjects:
         if self.problems:
             message += "; not used: " + "; ".join(str(p) for p in self.problems)
         return message[:1024]
-
-
-def is_legacy_configmap(body: Mapping[str, Any], operator_namespace: str) -> bool:
-    """The ConfigMap ``config`` in the operator's namespace or in ``metallb-system`` (the seed's place)."""
-    metadata = body.get("metadata") or {}
-    return metadata.get("name") == CONFIGMAP_NAME and metadata.get("namespace") in (
-        operator_namespace,
-        METALLB_NAMESPACE,
-    )
 
 
 def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:

@@ -84,22 +84,22 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(args.metrics_port)
     log.info("waiting for lease %s/%s as %s", args.namespace, args.lease_name, args.identity)
 
-    def lost() -> None:
-        log.critical("lost the leader lease; exiting so that only one replica allocates")
-        logging.shutdown()
-        os._exit(1)
-
     events = EventPoster(kube, args.identity)
-    controller = Controller(
-        kube,
-        args.namespace,
-        events.post,
-        ServiceFilter(args.load_balancer_class, not args.ignore_services_without_class),
-    )
-    installer = SpeakerInstaller(
-        kube, args.namespace, args.speaker_image, events.post, enabled=not args.no_speakers
-    )
-    runtime = OperatorRuntime(kube, args.namespace, controller, installer, events, elector, Health(), lost)
+
+    def build() -> tuple[Controller, SpeakerInstaller]:
+        """Fresh state for each term as the leader."""
+        controller = Controller(
+            kube,
+            args.namespace,
+            events.post,
+            ServiceFilter(args.load_balancer_class, not args.ignore_services_without_class),
+        )
+        installer = SpeakerInstaller(
+            kube, args.namespace, args.speaker_image, events.post, enabled=not args.no_speakers
+        )
+        return controller, installer
+
+    runtime = OperatorRuntime(kube, args.namespace, build, events, elector, Health())
     kopf.run(
         registry=build_registry(runtime),
         clusterwide=True,

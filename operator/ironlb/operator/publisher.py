@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ironlb.api import GROUP
 from ironlb.api.contract import ServiceAnnouncement, SpeakerGlobalConfig
-from ironlb.api.kube import ApiError, KubeClient
+from ironlb.api.kube import ApiError, KubeClient, NotLeaderError
 
 from .manifests import labels
 from .speakerconfig import SHARDS, shard, shard_of
@@ -52,6 +52,15 @@ class Publisher:
     _dirty: set[int] = field(default_factory=set)
     _global: SpeakerGlobalConfig | None = None
     _global_dirty: bool = False
+    # each ConfigMap's resourceVersion as last written or read: writes are conditional on it, so one that
+    # reaches the API server late (after another replica took over) fails instead of overwriting
+    _versions: dict[str, str] = field(default_factory=dict)
+
+    def seed(self, published: Iterable[Mapping[str, Any]]) -> None:
+        """At start-up: the published ConfigMaps as listed; every shard is rewritten once."""
+        for body in published:
+            self._versions[body["metadata"]["name"]] = str(body["metadata"].get("resourceVersion", ""))
+        self._dirty.update(range(self.shards))
 
     def set_announcement(self, service: str, announcement: ServiceAnnouncement | None) -> None:
         number = shard_of(service, self.shards)
@@ -91,10 +100,23 @@ class Publisher:
 
     async def _write(self, body: dict[str, Any], retry_later: Callable[[], None]) -> None:
         name = body["metadata"]["name"]
+        path = f"/api/v1/namespaces/{self.namespace}/configmaps/{name}"
+        if self._versions.get(name):
+            body["metadata"]["resourceVersion"] = self._versions[name]
         try:
-            await asyncio.to_thread(
-                self.kube.apply, f"/api/v1/namespaces/{self.namespace}/configmaps/{name}", body
-            )
-        except (ApiError, OSError) as error:
-            log.warning("publishing %s: %s", name, error)
+            written = await asyncio.to_thread(self.kube.apply, path, body)
+            self._versions[name] = str(written["metadata"]["resourceVersion"])
+        except ApiError as error:
+            if error.status == 409:  # written by someone else meanwhile: learn its version, write again
+                await self._refresh_version(name, path)
+            elif not isinstance(error, NotLeaderError):
+                log.warning("publishing %s: %s", name, error)
             retry_later()
+
+    async def _refresh_version(self, name: str, path: str) -> None:
+        try:
+            current = await asyncio.to_thread(self.kube.get, path)
+            self._versions[name] = str(current["metadata"]["resourceVersion"])
+        except ApiError as error:
+            if error.status == 404:
+                self._versions.pop(name, None)

@@ -6,14 +6,19 @@ delivering the deletions it missed (``continuous_watch`` yields the listed objec
 gone), so every watch is an ``ironlb.api.informer.Informer``, namespaced wherever the objects live.
 
 The lease is acquired after kopf started, in a thread, so a standby replica serves its liveness endpoint
-while it waits. Events are handled in the asyncio loop, one task each (per-Service locks keep their order);
-a handling that fails is retried with jittered back-off, from the informer's latest copy of the object,
-for as long as it fails: nothing is given up on. A periodic resync re-delivers every object (level-triggered).
+while it waits. A leader that loses the lease (taken over, or not renewed in time) steps down in-process:
+its work is cancelled (the write guard already refuses every write), and it stands by again with fresh
+state, without the restart (and the kubelet's back-off) an exit would cost.
+
+Events are handled in the asyncio loop, one task each (per-Service locks keep their order); a handling that
+fails is retried with jittered back-off, from the informer's latest copy of the object, for as long as it
+fails: nothing is given up on. A periodic resync re-delivers every object (level-triggered).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import threading
@@ -32,6 +37,7 @@ from .controller import Controller
 from .events import EventPoster
 from .leader import LeaseElector
 from .manifests import SPEAKER_NAME
+from .publisher import CONFIG_LABEL
 from .speakers import SpeakerInstaller
 
 log = logging.getLogger("ironlb.operator")
@@ -112,36 +118,51 @@ class Dispatcher:
             self.queue.put_nowait((watch, "MODIFIED", current))
 
 
+@dataclass
+class Term:
+    """One term as the leader: fresh state, informers that end with it, their dispatcher."""
+
+    controller: Controller
+    installer: SpeakerInstaller
+    stop: threading.Event = field(default_factory=threading.Event)
+    dispatcher: Dispatcher | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
 class OperatorRuntime:
     def __init__(
         self,
         kube: KubeClient,
         namespace: str,
-        controller: Controller,
-        installer: SpeakerInstaller,
+        build: Callable[[], tuple[Controller, SpeakerInstaller]],
         events: EventPoster,
         elector: LeaseElector,
         health: Health,
-        on_lost: Callable[[], None],
         intervals: Intervals | None = None,
     ) -> None:
-        self.kube, self.namespace = kube, namespace
-        self.controller, self.installer, self.events = controller, installer, events
-        self.elector, self.health, self.on_lost = elector, health, on_lost
+        self.kube, self.namespace, self.build = kube, namespace, build
+        self.events, self.elector, self.health = events, elector, health
         self.intervals = intervals or Intervals()
         self.stop = threading.Event()
         self.synced = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._dispatcher: Dispatcher | None = None
+        self._term: Term | None = None
 
-    def watches(self) -> list[Watch]:
-        c, ns = self.controller, self.namespace
+    def watches(self, term: Term) -> list[Watch]:
+        c, ns = term.controller, self.namespace
 
         def ours(plural: str) -> str:
             return custom_path(GROUP, VERSION, ns, plural)
 
         async def speakers_changed(_: Json, __: bool) -> None:
-            await self.installer.reconcile()
+            await term.installer.reconcile()
+
+        async def config_changed(body: Json, deleted: bool) -> None:
+            await c.on_config(body, deleted)
+            await term.installer.reconcile()
+
+        async def published(_: Json, __: bool) -> None:
+            """The speaker configuration is this operator's own output: read back only at start-up."""
 
         return [
             Watch("namespaces", "/api/v1/namespaces", c.on_namespace),
@@ -152,9 +173,15 @@ class OperatorRuntime:
             Watch("bgppeers", ours("bgppeers"), c.on_peer),
             Watch("services", "/api/v1/services", c.on_service),
             Watch(
+                "speakerconfigs",
+                f"/api/v1/namespaces/{ns}/configmaps",
+                published,
+                {"labelSelector": CONFIG_LABEL},
+            ),
+            Watch(
                 "ironlbconfigs",
                 ours("ironlbconfigs"),
-                speakers_changed,
+                config_changed,
                 {"fieldSelector": f"metadata.name={SINGLETON_NAME}"},
             ),
             Watch(
@@ -170,6 +197,7 @@ class OperatorRuntime:
         """kopf's start-up handler: returns at once, so kopf serves liveness while the lease is awaited."""
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(32, thread_name_prefix="kube"))
+        self.events.start()
         self._tasks.append(loop.create_task(self._lead()))
         self._tasks.append(loop.create_task(self._heartbeat()))
 
@@ -182,8 +210,8 @@ class OperatorRuntime:
         self.stop.set()
         for task in self._tasks:
             task.cancel()
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
+        if self._term is not None:
+            self._end(self._term)
         self.events.stop()
         await asyncio.to_thread(self.elector.release)
 
@@ -195,36 +223,50 @@ class OperatorRuntime:
             await asyncio.sleep(1.0)
 
     async def _lead(self) -> None:
-        if not await asyncio.to_thread(self.elector.acquire, self.stop, self.health.tick):
-            return
-        self.elector.keep(on_lost=self.on_lost)
-        try:
-            await self._operate()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug must not leave a leader that does nothing: stop, the standby takes over
-            log.exception("the operator's loop failed")
-            self.on_lost()
-
-    async def _operate(self) -> None:
+        """Stand by, lead, step down when the lease is lost, stand by again: until the process stops."""
         loop = asyncio.get_running_loop()
-        dispatcher = self._dispatcher = Dispatcher(loop)
-        watches = self.watches()
+        while not self.stop.is_set():
+            if not await asyncio.to_thread(self.elector.acquire, self.stop, self.health.tick):
+                return
+            lost = asyncio.Event()
+            self.elector.keep(on_lost=functools.partial(loop.call_soon_threadsafe, lost.set))
+            controller, installer = self.build()
+            term = self._term = Term(controller, installer)
+            work, losing = loop.create_task(self._operate(term)), loop.create_task(lost.wait())
+            term.tasks += [work, losing]
+            done, _ = await asyncio.wait({work, losing}, return_when=asyncio.FIRST_COMPLETED)
+            if work in done and not work.cancelled() and work.exception() is not None:
+                log.error("the operator's work failed; stepping down", exc_info=work.exception())
+            self.elector.step_down()
+            self._end(term)
+            log.warning("stepped down as the leader; standing by with fresh state")
+
+    def _end(self, term: Term) -> None:
+        term.stop.set()
+        for task in term.tasks:
+            task.cancel()
+        if term.dispatcher is not None:
+            term.dispatcher.cancel()
+        self.synced = False
+
+    async def _operate(self, term: Term) -> None:
+        loop = asyncio.get_running_loop()
+        dispatcher = term.dispatcher = Dispatcher(loop)
+        watches = self.watches(term)
         for watch in watches:
             informer = Informer(self.kube, watch.path, dispatcher.handler_for(watch), watch.query)
-            dispatcher.informers[watch.name] = informer.start(self.stop)
+            dispatcher.informers[watch.name] = informer.start(term.stop)
         informers = list(dispatcher.informers.values())
-        await asyncio.to_thread(informers_synced, informers, self.stop)
-        self.events.start()
+        await asyncio.to_thread(informers_synced, informers, term.stop)
         # adopt what Services already show before anything new is allocated; then the listed objects'
         # ADDED events (queued meanwhile) are handled like any other
         listed = {w.name: dispatcher.informers[w.name].items() for w in watches}
-        await asyncio.to_thread(self.controller.rebuild, listed)
+        await asyncio.to_thread(term.controller.rebuild, listed)
         self.synced = True
         periodic: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
-            ("writing statuses", self.controller.flush_statuses, self.intervals.status),
-            ("installing the speakers", self.installer.reconcile, self.intervals.speakers),
-            ("reading the legacy ConfigMaps", self.controller.poll_legacy, self.intervals.legacy),
+            ("writing statuses", term.controller.flush_statuses, self.intervals.status),
+            ("installing the speakers", term.installer.reconcile, self.intervals.speakers),
+            ("reading the legacy ConfigMaps", term.controller.poll_legacy, self.intervals.legacy),
             ("resyncing", self._resync(informers), self.intervals.resync),
         ]
         for what, work, every in periodic:

@@ -74,12 +74,15 @@ def global_config(
     nodes: Mapping[str, Labels],
     namespace: str,
     node_addresses: Mapping[str, str] | None = None,
+    pools: Mapping[str, Sequence[str]] | None = None,
 ) -> SpeakerGlobalConfig:
-    """Advertisements and peers with their node selectors resolved against the nodes' labels."""
+    """Advertisements and peers with their node selectors resolved against the nodes' labels, and every
+    pool's addresses (speakers refuse to announce anything outside them)."""
     return SpeakerGlobalConfig(
         contract_version=CONTRACT_VERSION,
         min_contract_version=MIN_CONTRACT_VERSION,
         node_addresses=dict(sorted((node_addresses or {}).items())),
+        pools={name: tuple(addresses) for name, addresses in sorted((pools or {}).items())},
         l2=tuple(
             L2Advertising(
                 name=name, nodes=_nodes(spec.node_selectors, nodes), interfaces=tuple(spec.interfaces or ())

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ironlb.api.health import Health
-from ironlb.api.informer import Informer
-from ironlb.api.kube import KubeClient
+from ironlb.api.informer import Backoff, Handler, Informer
+from ironlb.api.kube import Json, KubeClient
 
 from .bgp.agent import BGPAgent
 from .interfaces import interface_with
@@ -25,23 +26,29 @@ from .state import State, service_summary, slice_summary
 
 log = logging.getLogger("ironlb.speaker.agent")
 CONFIG_SELECTOR = "ironlb.io/speaker-config"
+RECONNECT_CAP = 5.0  # seconds
 
 
 def start_informers(kube: KubeClient, namespace: str, state: State, stop: threading.Event) -> list[Informer]:
-    """Everything the speaker decides from, each kept by an informer (objects trimmed to what is used)."""
-    return [
-        Informer(
-            kube,
+    """Everything the speaker decides from, each kept by an informer (objects trimmed to what is used).
+
+    Their back-off stops at RECONNECT_CAP, not client-go's 30 s: a speaker that was cut off must learn of
+    deletions soon after it can reach the API server again (the jitter still spreads the reconnections)."""
+    watches: list[tuple[str, Handler, dict[str, str], Callable[[Json], Json] | None]] = [
+        (
             f"/api/v1/namespaces/{namespace}/configmaps",
             state.on_configmap,
             {"labelSelector": CONFIG_SELECTOR},
-        ).start(stop),
-        Informer(kube, "/api/v1/services", state.on_service, transform=service_summary).start(stop),
-        Informer(
-            kube, "/apis/discovery.k8s.io/v1/endpointslices", state.on_endpointslice, transform=slice_summary
-        ).start(stop),
+            None,
+        ),
+        ("/api/v1/services", state.on_service, {}, service_summary),
+        ("/apis/discovery.k8s.io/v1/endpointslices", state.on_endpointslice, {}, slice_summary),
         # BGP passwords, read in the loop (never an API call there)
-        Informer(kube, f"/api/v1/namespaces/{namespace}/secrets", state.on_secret).start(stop),
+        (f"/api/v1/namespaces/{namespace}/secrets", state.on_secret, {}, None),
+    ]
+    return [
+        Informer(kube, path, handle, query, transform, backoff=Backoff(cap=RECONNECT_CAP)).start(stop)
+        for path, handle, query, transform in watches
     ]
 
 

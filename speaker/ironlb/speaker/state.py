@@ -20,8 +20,14 @@ from ironlb.api.contract import (
     SpeakerGlobalConfig,
     Versioned,
 )
+from prometheus_client import Gauge
+
+from .pools import PoolAddresses
 
 log = logging.getLogger("ironlb.speaker.state")
+REFUSED = Gauge(
+    "ironlb_speaker_refused_ips", "IPs the published configuration lists that no pool holds: never announced."
+)
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
@@ -47,6 +53,7 @@ class State:
     version: int = 0  # bumped on every change, so the loop recomputes BGP routes only when needed
     _snapshot: Snapshot | None = None  # the last snapshot, reused while the version is unchanged
     _told_newer: set[str] = field(default_factory=set)  # objects whose newer contract was logged once
+    _refused: set[tuple[str, str]] = field(default_factory=set)  # (Service, IP) refused, logged once
 
     def on_configmap(self, kind: str, body: dict[str, Any]) -> None:
         name, data = body["metadata"]["name"], body.get("data") or {}
@@ -154,17 +161,28 @@ class State:
             endpoints: dict[str, frozenset[str]] = {}
             for service, nodes in self.slices.values():
                 endpoints[service] = endpoints.get(service, frozenset()) | nodes
-            announcements = []
+            pools = PoolAddresses.of(self.config.pools)
+            announcements, refused = [], 0
             for shard in self.shards.values():
                 for announcement in shard:
                     shown = self.services.get(announcement.service, frozenset())
                     ips = tuple(ip for ip in announcement.ips if ip in shown)
-                    if ips == announcement.ips:
+                    held = tuple(ip for ip in ips if pools.holds(announcement.pool, ip))
+                    refused += len(ips) - len(held)
+                    for ip in set(ips) - set(held):
+                        self._refuse(announcement.service, ip, announcement.pool)
+                    if held == announcement.ips:
                         announcements.append(announcement)
-                    elif ips:
-                        announcements.append(announcement.model_copy(update={"ips": ips}))
+                    elif held:
+                        announcements.append(announcement.model_copy(update={"ips": held}))
+            REFUSED.set(refused)
             self._snapshot = Snapshot(self.version, self.config, announcements, endpoints)
             return self._snapshot
+
+    def _refuse(self, service: str, ip: str, pool: str) -> None:
+        if (service, ip) not in self._refused:
+            self._refused.add((service, ip))
+            log.error("refusing to announce %s for %s: IPAddressPool %r does not hold it", ip, service, pool)
 
 
 def _ready(endpoint: dict[str, Any]) -> bool:

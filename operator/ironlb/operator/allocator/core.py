@@ -22,6 +22,7 @@ class Reason(StrEnum):
     """Why a Service got no IP: the event reason shown to users and the metric label."""
 
     POOL_NOT_FOUND = "PoolNotFound"
+    POOL_NOT_ALLOWED = "PoolNotAllowed"
     POOL_NOT_READY = "PoolNotReady"
     NO_MATCHING_POOL = "NoMatchingPool"
     POOL_EXHAUSTED = "PoolExhausted"
@@ -95,6 +96,9 @@ class Allocator:
         self._allocations: dict[str, Allocation] = {}
         self._recent: OrderedDict[str, tuple[Address, ...]] = OrderedDict()
         self._by_sharing_key: dict[str, set[Address]] = {}  # addresses held under each sharing key
+        # Addresses a Service was moved away from but may still show (its status write has not landed, or
+        # failed): still claimed by it, so no other Service gets them until ``settle`` sees them gone.
+        self._lingering: dict[str, set[Address]] = {}
 
     # ------------------------------------------------------------------------------------------ pools
     def upsert_pool(self, config: PoolConfig) -> None:
@@ -169,7 +173,7 @@ class Allocator:
                     current = replace(current, complete=True)
                 self._allocations[request.service] = current
                 return current
-            self.release(request.service)
+            self.release(request.service, linger=True)
 
         candidates = self._candidate_pools(request)
         if isinstance(candidates, Failure):
@@ -186,45 +190,84 @@ class Allocator:
                 failures.append(result)
         return self._summarise(failures, candidates)
 
-    def release(self, service: str) -> Allocation | None:
+    def release(self, service: str, linger: bool = False) -> Allocation | None:
+        """Free the Service's addresses. ``linger``: the Service still shows them (it was moved, or is no
+        longer a LoadBalancer): they stay claimed by it until ``settle`` sees its status without them."""
         allocation = self._allocations.pop(service, None)
         if allocation is not None:
-            for address in allocation.addresses:
-                self._drop_claim(address, service)
+            if linger:
+                self._lingering.setdefault(service, set()).update(allocation.addresses)
+            else:
+                for address in allocation.addresses:
+                    self._drop_claim(address, service)
             self._recent[service] = allocation.addresses
             self._recent.move_to_end(service)
             if len(self._recent) > self.RECENT_LIMIT:
                 self._recent.popitem(last=False)
         return allocation
 
+    def lingering(self, service: str) -> frozenset[Address]:
+        return frozenset(self._lingering.get(service, ()))
+
+    def settle(self, service: str, shown: Iterable[Address] = ()) -> None:
+        """The Service's status now shows ``shown`` (nothing: it is gone): what lingered and is no longer
+        shown, nor allocated to it again, is free."""
+        lingering = self._lingering.get(service)
+        if not lingering:
+            return
+        still = set(shown)
+        allocation = self._allocations.get(service)
+        kept = set(allocation.addresses) if allocation else set()
+        for address in [a for a in lingering if a not in still]:
+            lingering.discard(address)
+            if address not in kept:
+                self._drop_claim(address, service)
+        if not lingering:
+            del self._lingering[service]
+
     def restore(
-        self, service: str, addresses: Iterable[Address], pool_hint: str | None, claim: SharingClaim
+        self, request: AllocationRequest, addresses: Iterable[Address], recorded_pool: str | None
     ) -> Allocation | Failure:
-        """Re-adopt IPs a Service already shows (start-up); fails if another Service already holds them."""
+        """Re-adopt IPs a Service already shows (start-up). A Service's status is writable by whoever may
+        write ``services/status``, so it is trusted only where it agrees with IronLB: the IPs are in a pool
+        that accepts the Service, or IronLB's own published record (``recorded_pool``) lists them for it.
+        Fails too if another Service already holds them."""
         addresses = tuple(addresses)
+        shown = ", ".join(format_address(a) for a in addresses)
         for address in addresses:
-            conflict = self._conflict(address, service, claim)
+            conflict = self._conflict(address, request.service, request.sharing)
             if conflict is not None:
                 return Failure(Reason.REQUESTED_IP_IN_USE, conflict)
-        pool_name = pool_hint if pool_hint in self._pools else None
-        if pool_name is None or not all(self._pool_holds(self._pools[pool_name], a) for a in addresses):
+        pool_name = recorded_pool
+        if pool_name is None:
             holder = self._senior_pool_holding(addresses)
-            pool_name = holder.config.name if holder else (pool_hint or "")
+            if holder is None:
+                return Failure(
+                    Reason.REQUESTED_IP_NOT_IN_POOL,
+                    f"{shown} is in no IPAddressPool and IronLB did not allocate it to this Service",
+                )
+            refusal = holder.config.refusal(request.namespace, request.namespace_labels, request.labels)
+            if refusal is not None:
+                return Failure(Reason.POOL_NOT_ALLOWED, f"{refusal}: {shown} was not allocated by IronLB")
+            pool_name = holder.config.name
         allocation = Allocation(pool_name, addresses)
         for address in addresses:
-            self._add_claim(address, service, claim)
-        self._allocations[service] = allocation
+            self._add_claim(address, request.service, request.sharing)
+        self._allocations[request.service] = allocation
         return allocation
 
     # ------------------------------------------------------------------------------------- internals
     def _candidate_pools(self, request: AllocationRequest) -> list[_Pool] | Failure:
+        """The pools the request may use. ``serviceAllocation`` applies on every path: a named pool, a
+        requested IP and (through them) a sharing key joining another Service's IP, not only automatic
+        allocation: a pool is a boundary between teams."""
         if request.pool is not None:
             pool = self._pools.get(request.pool)
             if pool is None:
                 return Failure(Reason.POOL_NOT_FOUND, f"IPAddressPool {request.pool!r} does not exist")
             if pool.blocked:
                 return Failure(Reason.POOL_NOT_READY, self._blocked_message(pool))
-            return [pool]
+            return self._allowed(pool, request, "the ironlb.io/address-pool annotation names it")
         if request.requested:
             holder = self._senior_pool_holding(request.requested)
             if holder is None:
@@ -235,7 +278,8 @@ class Allocator:
                 )
             if holder.blocked:
                 return Failure(Reason.POOL_NOT_READY, self._blocked_message(holder))
-            return [holder]
+            wanted = ", ".join(format_address(a) for a in request.requested)
+            return self._allowed(holder, request, f"the requested IP {wanted} is in it")
         pools = [
             pool
             for pool in self._pools.values()
@@ -251,6 +295,13 @@ class Allocator:
                 "annotation)",
             )
         return sorted(pools, key=lambda pool: pool.config.order_key)
+
+    @staticmethod
+    def _allowed(pool: _Pool, request: AllocationRequest, why: str) -> list[_Pool] | Failure:
+        refusal = pool.config.refusal(request.namespace, request.namespace_labels, request.labels)
+        if refusal is None:
+            return [pool]
+        return Failure(Reason.POOL_NOT_ALLOWED, f"{refusal}: the Service may not use it, though {why}")
 
     def _try_pool(self, pool: _Pool, request: AllocationRequest, allow_partial: bool) -> Allocation | Failure:
         chosen: list[Address] = []

@@ -66,12 +66,27 @@ class PoolConfig:
         return frozenset(segment.family for segment in self.segments)
 
     def accepts(self, namespace: str, namespace_labels: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-        """Whether ``serviceAllocation`` lets this Service use the pool automatically."""
+        """Whether ``serviceAllocation`` lets this Service use the pool (on every path to it)."""
+        return self.refusal(namespace, namespace_labels, labels) is None
+
+    def refusal(
+        self, namespace: str, namespace_labels: Mapping[str, str], labels: Mapping[str, str]
+    ) -> str | None:
+        """Which rule of ``serviceAllocation`` keeps this Service out of the pool, in words (None: none)."""
         if self.namespaces and namespace not in self.namespaces:
-            return False
-        return any_selector_matches(self.namespace_selectors, namespace_labels) and any_selector_matches(
-            self.service_selectors, labels
-        )
+            allowed = ", ".join(sorted(self.namespaces))
+            rule = f"serviceAllocation.namespaces of IPAddressPool {self.name!r} ({allowed})"
+            return f"{rule} excludes {namespace!r}"
+        if not any_selector_matches(self.namespace_selectors, namespace_labels):
+            return (
+                f"serviceAllocation.namespaceSelectors of IPAddressPool {self.name!r} do not match the "
+                f"labels of namespace {namespace!r}"
+            )
+        if not any_selector_matches(self.service_selectors, labels):
+            return (
+                f"serviceAllocation.serviceSelectors of IPAddressPool {self.name!r} do not match the Service"
+            )
+        return None
 
     @property
     def order_key(self) -> tuple[int, int, str]:

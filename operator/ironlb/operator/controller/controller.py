@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+from ironlb.api.config import IronLBConfigSpec
+from ironlb.api.contract import AnnouncementShard
 from ironlb.api.events import EventSink
 from ironlb.api.kube import KubeClient
 
-from ..allocator import Allocation
+from ..allocator import Allocation, format_address
 from ..services import ServiceFilter, parse_service
 from .eventlog import EventLog
 from .handle_advertisements import AdvertisementHandler
@@ -22,6 +24,23 @@ from .handle_services import ServiceHandler
 from .state import Body, OperatorState
 
 log = logging.getLogger("ironlb.operator")
+
+
+def opted_in(config: Body) -> tuple[str, ...]:
+    return tuple(IronLBConfigSpec.model_validate(config.get("spec") or {}).legacy_config_namespaces or ())
+
+
+def published_records(published: Sequence[Body]) -> dict[str, tuple[frozenset[str], str]]:
+    """IronLB's own record of what it allocated: Service -> (IPs, pool), from the announcement shards it
+    published (only it may write them; a Service's status may be written by others)."""
+    records: dict[str, tuple[frozenset[str], str]] = {}
+    for body in published:
+        payload = (body.get("data") or {}).get("announcements.json")
+        if payload is None:
+            continue
+        for announcement in AnnouncementShard.model_validate_json(payload).services:
+            records[announcement.service] = (frozenset(announcement.ips), announcement.pool)
+    return records
 
 
 class Controller:
@@ -57,20 +76,26 @@ class Controller:
             self.advertisements.remember_node(node)
         for peer in listed["bgppeers"]:
             self.advertisements.set_peer(peer, deleted=False)
+        for config in listed.get("ironlbconfigs", ()):
+            self.legacy.opt_in(opted_in(config))
         for where, source in self.legacy.read_sources().items():  # legacy pools exist before adoption
             self.legacy.take_source(where, source)
         self.legacy.apply()
         state.refresh_global()
         services = [parse_service(body, state.service_filter) for body in listed["services"]]
         services = sorted((s for s in services if s.handled), key=lambda s: (s.created, s.key))
+        records = published_records(listed.get("speakerconfigs", ()))
         adopted = 0
         for service in services:
-            result = self.services.adopt(service)
+            record = records.get(service.key)
+            shown = frozenset(format_address(a) for a in service.shown)
+            result = self.services.adopt(service, record[1] if record and record[0] == shown else None)
             if isinstance(result, Allocation):
                 adopted += 1
             elif result is not None:
                 log.warning("not adopting %s for %s: %s", service.shown, service.key, result.message)
         state.dirty_pools.update(state.pools)
+        state.publisher.seed(listed.get("speakerconfigs", ()))
         state.republish_all()
         log.info(
             "rebuilt state: %d pools, %d Services, %d adopted IPs", len(state.pools), len(services), adopted
@@ -83,6 +108,7 @@ class Controller:
 
     async def on_pool(self, body: Body, deleted: bool) -> None:
         if await self.pools.on_pool(body, deleted):
+            self.state.refresh_global()  # the speakers check every IP against the pools' addresses
             self.state.republish_all()  # pool labels decide which advertisements announce it
             self.state.dirty_advertisements.update(self.state.advertisement_bodies)  # a named pool may exist
             await self.services.reevaluate_waiting()
@@ -102,10 +128,15 @@ class Controller:
             self.state.republish_all()
             await self.services.reevaluate_waiting()
 
-    async def poll_legacy(self) -> None:
+    async def on_config(self, body: Body, deleted: bool) -> None:
+        """IronLBConfig changed: the namespaces whose legacy ConfigMap is honoured may have."""
+        if self.legacy.opt_in(() if deleted else opted_in(body)):
+            await self.poll_legacy(always=True)
+
+    async def poll_legacy(self, always: bool = False) -> None:
         """A legacy ConfigMap appeared, changed or vanished: re-apply it and re-evaluate what it can help."""
         changed_sources = await self.legacy.poll()
-        if not changed_sources:
+        if not changed_sources and not always:
             return
         changed_pools = self.legacy.apply()
         for namespace, body in changed_sources:

@@ -1,8 +1,10 @@
 """MetalLB's legacy ConfigMap ``config`` as a source of pools, advertisements and peers.
 
-It is polled (two GETs per period), not watched: a watch would need list/watch on every ConfigMap in the
-cluster. The operator's namespace wins over metallb-system; CRD objects of the same name win over it; a
-broken edit keeps the last good reading.
+It is read from the operator's namespace and from the namespaces the admin names in IronLBConfig
+(``legacyConfigNamespaces``, opt-in: a ConfigMap in a namespace anyone may create must not define IronLB's
+addresses). It is polled (a GET per namespace and period), not watched: a watch would need list/watch on
+every ConfigMap in the cluster. The operator's namespace wins, then the named ones in order; CRD objects of
+the same name win over it; a broken edit keeps the last good reading.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from ironlb.api.kube import ApiError
 from ..legacy import (
     CONFIGMAP_NAME,
     EVENT_REASON,
-    METALLB_NAMESPACE,
     LegacyObjects,
     carried_over,
     legacy_objects,
@@ -32,11 +33,26 @@ class LegacyHandler:
         self.state = state
         self._sources: dict[str, Body] = {}  # namespace -> the ConfigMap as last read
         self._readings: dict[str, LegacyObjects] = {}  # namespace -> what it says
+        self.opted_in: tuple[str, ...] = ()  # IronLBConfig's legacyConfigNamespaces
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Where the ConfigMap is read, in order of precedence."""
+        return tuple(dict.fromkeys((self.state.namespace, *self.opted_in)))
+
+    def opt_in(self, namespaces: tuple[str, ...]) -> bool:
+        """The admin's list changed: forget what namespaces no longer on it said. True when it changed."""
+        if namespaces == self.opted_in:
+            return False
+        self.opted_in = namespaces
+        for namespace in [ns for ns in self._sources if ns not in self.namespaces]:
+            self.take_source(namespace, None)
+        return True
 
     def read_sources(self) -> dict[str, Body | None]:
-        """GET `config` in our namespace and metallb-system (blocking); absent or forbidden is None."""
+        """GET `config` where it is honoured (blocking); absent or forbidden is None."""
         sources: dict[str, Body | None] = {}
-        for namespace in dict.fromkeys((self.state.namespace, METALLB_NAMESPACE)):
+        for namespace in self.namespaces:
             try:
                 sources[namespace] = self.state.kube.get(
                     f"/api/v1/namespaces/{namespace}/configmaps/{CONFIGMAP_NAME}"
@@ -71,7 +87,7 @@ class LegacyHandler:
         Returns the legacy pools whose addresses changed or vanished, whose Services may now be outside.
         """
         state = self.state
-        chosen = next((ns for ns in (state.namespace, METALLB_NAMESPACE) if ns in self._readings), None)
+        chosen = next((ns for ns in self.namespaces if ns in self._readings), None)
         old, state.legacy = state.legacy, self._readings[chosen] if chosen else LegacyObjects()
         changed = {name for name in old.pools if old.pools[name] != state.legacy.pools.get(name)}
         for name in state.legacy.pools:
@@ -86,7 +102,7 @@ class LegacyHandler:
             if namespace == chosen:
                 state.events.once(_ref(body), "legacy", "Warning", EVENT_REASON, state.legacy.warning())
             else:
-                message = f"not used: {chosen}/{CONFIGMAP_NAME} is in force (the operator's namespace wins)"
+                message = f"not used: {chosen}/{CONFIGMAP_NAME} is in force (it comes first)"
                 state.events.once(_ref(body), "legacy", "Warning", EVENT_REASON, message)
         return {name for name in changed if name not in state.pools}
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ironlb.api.kube import ApiError, NotLeaderError, service_path
 
-from ..allocator import Allocation, Failure, format_address
+from ..allocator import Allocation, AllocationRequest, Failure, format_address
 from ..metrics import ALLOCATION_FAILURES, ALLOCATIONS
 from ..services import ALLOCATED_FROM_ANNOTATION, InvalidRequest, ServiceRequest, status_patch
 from .state import OperatorState
@@ -40,21 +40,48 @@ class ServiceHandler:
         """After a configuration change: re-run only the Services it can help."""
         await asyncio.gather(*(self.on_service(s, deleted=False) for s in self.state.waiting()))
 
-    def adopt(self, service: ServiceRequest) -> Allocation | Failure | None:
-        """On start-up: take back the IPs the Service shows (None when it shows none)."""
+    def adopt(self, service: ServiceRequest, recorded_pool: str | None) -> Allocation | Failure | None:
+        """On start-up: take back the IPs the Service shows (None when it shows none), where they agree
+        with the pools or with IronLB's own record (``recorded_pool``)."""
         self.state.services[service.key] = service
         if not service.shown:
             return None
-        return self.state.allocator.restore(
-            service.key, service.shown, service.allocated_from, service.sharing
-        )
+        request = self._request(service)
+        if isinstance(request, InvalidRequest):
+            request = AllocationRequest(service.key)
+        return self.state.allocator.restore(request, service.shown, recorded_pool)
+
+    def _request(self, service: ServiceRequest) -> AllocationRequest | InvalidRequest:
+        """What the Service asks of the allocator, with its namespace's current labels (they change on
+        their own, so they are added at each decision)."""
+        if isinstance(service.parsed, InvalidRequest):
+            return service.parsed
+        labels = self.state.namespace_labels.get(service.namespace, {})
+        return replace(service.parsed.request, namespace_labels=dict(labels))
+
+    def _foreign(self, service: ServiceRequest, allocation: Allocation | None) -> None:
+        """IPs the Service shows that IronLB did not give it (a forged or stale status) are taken off by
+        the write that follows; say so once."""
+        ours = set(allocation.addresses if allocation else ()) | self.state.allocator.lingering(service.key)
+        foreign = [a for a in service.shown if a not in ours]
+        if foreign:
+            self.state.events.once(
+                service.ref,
+                "foreign",
+                "Warning",
+                "ForeignIP",
+                f"status.loadBalancer.ingress shows {', '.join(map(format_address, foreign))}, which IronLB "
+                "did not allocate to this Service: removed, never announced",
+            )
 
     async def _reconcile(self, service: ServiceRequest, deleted: bool) -> None:
         state, events, key = self.state, self.state.events, service.key
+        # what the Service no longer shows is no longer its: a moved-away IP is free once the move landed
+        state.allocator.settle(key, () if deleted else service.shown)
         if deleted or not service.handled:
             state.services.pop(key, None)
             state.not_announced.discard(key)
-            released = state.allocator.release(key)
+            released = state.allocator.release(key, linger=not deleted)
             if released is not None:
                 state.dirty_pools.add(released.pool)
                 if not deleted:  # no longer a LoadBalancer of ours: take our IP off it
@@ -62,9 +89,10 @@ class ServiceHandler:
                     events.event(service.ref, "Normal", "IPReleased", f"released {released.describe()}")
             return
         state.services[key] = service
-        parsed = service.parsed
-        if isinstance(parsed, InvalidRequest):
-            events.once(service.ref, "request", "Warning", "InvalidRequest", parsed.message)
+        parsed, request = service.parsed, self._request(service)
+        if isinstance(parsed, InvalidRequest) or isinstance(request, InvalidRequest):
+            message = parsed.message if isinstance(parsed, InvalidRequest) else ""
+            events.once(service.ref, "request", "Warning", "InvalidRequest", message)
             return
         for legacy, preferred in parsed.legacy_annotations:
             events.once(
@@ -74,12 +102,9 @@ class ServiceHandler:
                 "LegacyAnnotation",
                 f"annotation {legacy} is MetalLB's; IronLB honours it, but use {preferred} instead",
             )
-        # namespace labels change on their own: the request takes the current ones
-        request = replace(
-            parsed.request, namespace_labels=dict(state.namespace_labels.get(service.namespace, {}))
-        )
         before = state.allocator.allocation_of(key)
         result = state.allocator.assign(request)
+        self._foreign(service, result if isinstance(result, Allocation) else None)
         if isinstance(result, Failure):
             await self._failed(service, result)
             return
@@ -124,24 +149,37 @@ class ServiceHandler:
         ALLOCATION_FAILURES.labels(reason=failure.reason.value).inc()
         self.state.events.once(service.ref, "allocation", "Warning", failure.reason.value, failure.message)
         if service.shown and self.state.allocator.allocation_of(service.key) is None:
-            await self._write(service, (), None)  # never leave an IP on it that another Service holds
+            await self._write(service, (), None)  # an IP it may not keep is not shown either
 
     async def _write(self, service: ServiceRequest, addresses: tuple[Any, ...], pool: str | None) -> None:
+        """Both writes are conditional on the Service's resourceVersion as this decision saw it: a write
+        that reaches the API server late (held in a partition that healed after another replica took
+        over, or the Service changed meanwhile) fails with 409 instead of overwriting newer decisions, and
+        is retried from the latest copy."""
         kube, namespace, name = self.state.kube, service.ref.namespace, service.ref.name
+        version = service.ref.resource_version
         try:
             if set(service.shown) != set(addresses):
-                patch = (
+                patch: dict[str, Any] = (
                     status_patch(addresses) if addresses else {"status": {"loadBalancer": {"ingress": None}}}
                 )
-                await asyncio.to_thread(kube.merge_patch, service_path(namespace, name, "status"), patch)
+                patch["metadata"] = {"resourceVersion": version}
+                written = await asyncio.to_thread(
+                    kube.merge_patch, service_path(namespace, name, "status"), patch
+                )
+                version = written["metadata"]["resourceVersion"]
             if service.allocated_from != pool:
-                annotations = {"metadata": {"annotations": {ALLOCATED_FROM_ANNOTATION: pool}}}
+                annotations = {
+                    "metadata": {"annotations": {ALLOCATED_FROM_ANNOTATION: pool}, "resourceVersion": version}
+                }
                 await asyncio.to_thread(kube.merge_patch, service_path(namespace, name), annotations)
         except NotLeaderError:
             raise
         except ApiError as error:
             if error.status == 404:  # a deleted Service needs nothing
                 return
+            if error.status == 409:  # changed meanwhile: retried from the latest copy, nothing to say
+                raise
             # said on the Service (a Service without its IP always says why), then retried until it works
             self.state.events.once(
                 service.ref,

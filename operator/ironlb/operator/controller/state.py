@@ -98,8 +98,16 @@ class OperatorState:
                 self.node_labels,
                 self.namespace,
                 self.node_addresses,
+                self.pool_addresses(),
             )
         )
+
+    def pool_addresses(self) -> dict[str, list[str]]:
+        """Every pool in force (the legacy ConfigMap's, and the CRDs', which win) with its addresses."""
+        addresses = {name: list(spec.addresses) for name, spec in self.legacy.pools.items()}
+        for name, body in self.pools.items():
+            addresses[name] = list((body.get("spec") or {}).get("addresses") or [])
+        return addresses
 
     def publish(self, key: str) -> None:
         """Keep the Service's announcement in the published shards in step with its allocation."""

@@ -1,0 +1,32 @@
+"""The chaos run, in its two-minute version: zero invariant violations under real faults and churn.
+
+The ten-minute run (``bash hack/chaos.sh --minutes 10 --services 1000``) gives docs/benchmarks.md its
+figures; this one runs in CI with a fixed seed, so a failure can be replayed (``--seed``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HACK = Path(__file__).resolve().parents[1] / "hack"
+
+
+def test_two_minutes_of_faults_and_churn_break_no_invariant(tmp_path: Path) -> None:
+    report = tmp_path / "chaos.json"
+    argv = ["--minutes", "2", "--services", "200", "--fault-every", "5", "12", "--seed", "1129"]
+    result = subprocess.run(
+        [sys.executable, "-m", "ironlb_lab.chaos", *argv, "--report", str(report)],
+        cwd=HACK,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    print(result.stdout[-3000:])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    outcome = json.loads(report.read_text())
+    assert outcome["violations"] == []
+    assert sum(len(times) for times in outcome["faults"].values()) >= 6, outcome["faults"]
+    assert outcome["deletions_checked"] > 0 and outcome["wire_checked"] >= 200
