@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ironlb.speaker.l2.election import owner
 from ironlb.speaker.l2.packets import neighbor_advertisement, parse_neighbor_solicitation
+from ironlb.speaker.l2.report import status_name
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 from ironlb_lab.network import Host, ip
@@ -125,16 +126,20 @@ def test_ipv6_owner_answers_ndp_and_a_killed_owner_is_replaced_within_a_second(l
     assert failover < 1.0, f"failover took {failover:.2f} s"
     # the unsolicited NA (override flag) moved the client's entry without waiting for it to expire
     wait_until(lambda: _neighbour(client, address) == macs[survivor], 2, "the client's entry to follow")
-    wait_until(
-        lambda: (
-            (
-                (cluster.get("service", "web6", namespace) or {}).get("metadata", {}).get("annotations") or {}
-            ).get("ironlb.io/announcing-node-ipv6")
-            == survivor
-        ),
-        10,
-        "the Service to name the new owner",
-    )
+    # who answers is reported in a ServiceL2Status (the speakers never write the Service itself)
+    report = status_name(f"{namespace}/web6", address)
+
+    def reported_node() -> str:
+        found = l2lab.plane.kubectl(
+            *("get", "servicel2status", report, "-n", NAMESPACE, "-o", "jsonpath={.status.node}"), check=False
+        )
+        return found.stdout.strip()
+
+    wait_until(lambda: reported_node() == survivor, 10, "the ServiceL2Status to name the new owner")
+    listing = l2lab.plane.kubectl("get", "servicel2statuses", "-n", NAMESPACE).stdout
+    assert "web6" in listing and address in listing and survivor in listing and "Layer2" in listing, listing
+    service = cluster.get("service", "web6", namespace) or {}
+    assert not [k for k in service["metadata"].get("annotations") or {} if "announcing" in k]
 
 
 def test_a_node_selector_lets_only_the_selected_node_answer(l2lab: L2Lab) -> None:

@@ -103,6 +103,7 @@ def test_the_suite_ran_both_components_with_their_own_accounts(observed: dict[Ac
         (SPEAKER_NAME, "watch", "services", ""),
         (SPEAKER_NAME, "watch", "endpointslices", ""),
         (SPEAKER_NAME, "patch", "bgppeers", "status"),
+        (SPEAKER_NAME, "patch", "servicel2statuses", "status"),
     ]:
         assert expected in done, f"no {expected} in the audit log"
 
@@ -123,3 +124,10 @@ def test_kubectl_auth_can_i_allows_everything_the_components_do(
         denied = [refusal for refusal in pool.map(ask, sorted(observed)) if refusal]
     print(f"{len(observed)} distinct accesses checked with kubectl auth can-i")
     assert not denied, "\n".join(denied)
+
+
+def test_the_speakers_never_write_services(observed: dict[Access, set[int]]) -> None:
+    """A speaker's token sits on every node, in a root process on the host network: it may read Services,
+    never write them (who answers is reported in ServiceL2Status objects)."""
+    writes = [str(a) for a in observed if a.account.endswith(SPEAKER_NAME) and a.resource == "services"]
+    assert not [w for w in writes if not any(f": {verb} " in w for verb in ("get", "list", "watch"))], writes

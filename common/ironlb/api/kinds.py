@@ -1,4 +1,4 @@
-"""The four custom resource kinds: their models, names and how ``kubectl get`` shows them."""
+"""The custom resource kinds: their models, names and how ``kubectl get`` shows them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .bgppeer import BGPPeerSpec, BGPPeerStatus
 from .common import GROUP, VERSION
 from .config import ROOT_VALIDATIONS, IronLBConfigSpec, IronLBConfigStatus
 from .ipaddresspool import IPAddressPoolSpec, IPAddressPoolStatus
+from .servicestatus import ServiceL2StatusSpec, ServiceL2StatusStatus
 
 CATEGORY = "ironlb"
 
@@ -154,4 +155,29 @@ IRONLB_CONFIG = Kind(
     root_validations=ROOT_VALIDATIONS,
 )
 
-ALL_KINDS: tuple[Kind, ...] = (IP_ADDRESS_POOL, L2_ADVERTISEMENT, BGP_ADVERTISEMENT, BGP_PEER, IRONLB_CONFIG)
+SERVICE_L2_STATUS = Kind(
+    kind="ServiceL2Status",
+    plural="servicel2statuses",
+    short_names=("l2status",),
+    spec=ServiceL2StatusSpec,
+    status=ServiceL2StatusStatus,
+    description="Which node answers ARP/NDP for one IP of one Service (Layer 2), written by IronLB.",
+    columns=(
+        PrinterColumn("Service Namespace", "string", ".status.serviceNamespace", "The Service's namespace."),
+        PrinterColumn("Service", "string", ".status.serviceName", "The Service."),
+        PrinterColumn("IP", "string", ".status.ip", "The Service IP."),
+        PrinterColumn("Node", "string", ".status.node", "The node answering for it."),
+        PrinterColumn("Mode", "string", ".status.mode", "How it is announced."),
+        AGE,
+        PrinterColumn("Interfaces", "string", ".status.interfaces", "Interfaces answering.", priority=1),
+    ),
+)
+
+ALL_KINDS: tuple[Kind, ...] = (
+    IP_ADDRESS_POOL,
+    L2_ADVERTISEMENT,
+    BGP_ADVERTISEMENT,
+    BGP_PEER,
+    IRONLB_CONFIG,
+    SERVICE_L2_STATUS,
+)

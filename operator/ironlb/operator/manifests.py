@@ -76,6 +76,7 @@ def operator_namespace_rules() -> list[Manifest]:
         _rule([GROUP], IRONLB_KINDS, READ),
         _rule([GROUP], [f"{kind}/status" for kind in IRONLB_KINDS], ["get", "patch", "update"]),
         _rule([GROUP], ["ironlbconfigs"], ["create"]),
+        _rule([GROUP], ["servicel2statuses"], [*READ, "delete"]),  # those of Services that are gone
         _rule(["apps"], ["daemonsets"], [*READ, "create", "patch", "update", "delete"]),
         _rule([""], ["configmaps", "serviceaccounts"], [*READ, "create", "patch", "update", "delete"]),
         _rule(["coordination.k8s.io"], ["leases"], [*READ, "create", "update", "patch"]),
@@ -87,7 +88,6 @@ def operator_namespace_rules() -> list[Manifest]:
 def speaker_cluster_rules() -> list[Manifest]:
     return [
         _rule([""], ["services"], READ),  # announce only what a Service still shows (state.py)
-        _rule([""], ["services"], ["patch"]),  # the announcing-node annotation (Layer 2)
         _rule(["discovery.k8s.io"], ["endpointslices"], READ),
         _rule([""], ["events"], ["create", "patch"]),
     ]
@@ -98,6 +98,9 @@ def speaker_namespace_rules() -> list[Manifest]:
         _rule([""], ["configmaps"], READ),  # the published speaker configuration
         _rule([""], ["secrets"], ["get", "list", "watch"]),  # BGP passwords, in IronLB's namespace only
         _rule([GROUP], ["bgppeers/status"], ["get", "patch"]),  # each node's session entry
+        # who answers for each IP (Layer 2): written by the owner, never by touching users' Services
+        _rule([GROUP], ["servicel2statuses"], ["get", "create", "patch", "delete"]),
+        _rule([GROUP], ["servicel2statuses/status"], ["get", "patch"]),
     ]
 
 

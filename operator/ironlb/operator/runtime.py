@@ -18,6 +18,7 @@ fails: nothing is given up on. A periodic resync re-delivers every object (level
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -162,7 +163,8 @@ class OperatorRuntime:
             await term.installer.reconcile()
 
         async def published(_: Json, __: bool) -> None:
-            """The speaker configuration is this operator's own output: read back only at start-up."""
+            """Kept in an informer's store only: the published configuration (read back at start-up), the
+            speakers' reports (collected when their Service is gone)."""
 
         return [
             Watch("namespaces", "/api/v1/namespaces", c.on_namespace),
@@ -178,6 +180,7 @@ class OperatorRuntime:
                 published,
                 {"labelSelector": CONFIG_LABEL},
             ),
+            Watch("servicel2statuses", ours("servicel2statuses"), published),
             Watch(
                 "ironlbconfigs",
                 ours("ironlbconfigs"),
@@ -268,10 +271,29 @@ class OperatorRuntime:
             ("installing the speakers", term.installer.reconcile, self.intervals.speakers),
             ("reading the legacy ConfigMaps", term.controller.poll_legacy, self.intervals.legacy),
             ("resyncing", self._resync(informers), self.intervals.resync),
+            ("removing reports of deleted Services", self._collect(dispatcher), self.intervals.speakers),
         ]
         for what, work, every in periodic:
             dispatcher.spawn(_every(what, work, every, at_once=what != "resyncing"))
         await dispatcher.run()
+
+    def _collect(self, dispatcher: Dispatcher) -> Callable[[], Awaitable[None]]:
+        """ServiceL2Status objects of Services that are gone: their speakers could not remove them (a node
+        down when the Service was deleted, say)."""
+
+        async def collect() -> None:
+            services = dispatcher.informers["services"]
+            for report in dispatcher.informers["servicel2statuses"].items():
+                status = report.get("status") or {}
+                key = f"{status.get('serviceNamespace')}/{status.get('serviceName')}"
+                if services.get(key) is None:
+                    path = custom_path(
+                        GROUP, VERSION, self.namespace, "servicel2statuses", report["metadata"]["name"]
+                    )
+                    with contextlib.suppress(ApiError):
+                        await asyncio.to_thread(self.kube.request, "DELETE", path)
+
+        return collect
 
     def _resync(self, informers: list[Informer]) -> Callable[[], Awaitable[None]]:
         async def resync() -> None:

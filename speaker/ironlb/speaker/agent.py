@@ -71,7 +71,7 @@ def run(
     primary = interface or wait_for_primary_interface(state, node, stop, health)
     if primary is None:
         return
-    l2 = L2Agent(kube, node, primary, key, settings, tick, stop, time.monotonic())
+    l2 = L2Agent(kube, node, namespace, state.uid_of, primary, key, settings, tick, stop, time.monotonic())
     bgp = BGPAgent(kube, node, namespace, run_dir / "exabgp", state.secret)
     seen_version, bgp_retry_at = -1, 0.0
     next_settings_check = time.monotonic() + 2

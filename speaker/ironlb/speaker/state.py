@@ -49,6 +49,7 @@ class State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # BGP passwords' Secrets
     services: dict[str, frozenset[str]] = field(default_factory=dict)  # Service -> the IPs its status shows
+    uids: dict[str, str] = field(default_factory=dict)  # Service -> its uid (events point at it)
     configured: bool = False  # the global configuration has been read at least once
     version: int = 0  # bumped on every change, so the loop recomputes BGP routes only when needed
     _snapshot: Snapshot | None = None  # the last snapshot, reused while the version is unchanged
@@ -130,6 +131,10 @@ class State:
         key = f"{metadata['namespace']}/{metadata['name']}"
         shown = frozenset(shown_ips(body))
         with self.lock:
+            if kind == "DELETED":
+                self.uids.pop(key, None)
+            else:
+                self.uids[key] = str(metadata.get("uid") or "")
             if kind == "DELETED" or not shown:
                 if self.services.pop(key, None) is None:
                     return
@@ -147,6 +152,10 @@ class State:
             else:
                 self.secrets[key] = dict(body.get("data") or {})
             self.version += 1
+
+    def uid_of(self, service: str) -> str | None:
+        with self.lock:
+            return self.uids.get(service) or None
 
     def secret(self, namespace: str, name: str) -> dict[str, str] | None:
         with self.lock:

@@ -1,19 +1,17 @@
 """Layer 2 mode inside the speaker's loop: heartbeats in and out, the election of each IP's owner (pure), and
 the responders that answer ARP/NDP for the IPs this node wins and announce the ones it takes over.
 
-Who announces what is reported (an Event and an annotation on the Service) by one worker thread, so the loop
+Who announces what is reported (ServiceL2Status objects and an event, ``report``) off the loop, so the loop
 never waits for the API server while heartbeats matter most.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections.abc import Callable
 
-import urllib3
-from ironlb.api.events import ObjectRef, event_body
-from ironlb.api.kube import ApiError, KubeClient
+from ironlb.api.kube import KubeClient
 from prometheus_client import Counter, Gauge
 
 from ..settings import SettingsFile
@@ -21,6 +19,7 @@ from ..state import Snapshot
 from .heartbeat import HeartbeatSocket, Membership
 from .link import LinkWatch
 from .ownership import answering_interfaces, l2_owned
+from .report import AnnouncementReporter
 from .responder import IPAddress
 from .responders import Responders
 
@@ -30,30 +29,6 @@ TAKEOVERS = Counter("ironlb_speaker_takeovers", "IPs this node started announcin
 ANNOUNCING = Gauge(
     "ironlb_speaker_announcing", "1 for each Service IP this node answers for.", ["service", "ip", "node"]
 )
-ANNOUNCING_ANNOTATION = "ironlb.io/announcing-node-ipv{}"
-
-
-def report_announcing(kube: KubeClient, node: str, service: str, ip: IPAddress) -> None:
-    """Which node answers for the IP now: an annotation per family on the Service (``kubectl get service -o
-    yaml`` shows it; the last owner to take over writes it) and an Event (``kubectl describe service``)."""
-    namespace, name = service.split("/", 1)
-    try:
-        body = kube.merge_patch(
-            f"/api/v1/namespaces/{namespace}/services/{name}",
-            {"metadata": {"annotations": {ANNOUNCING_ANNOTATION.format(ip.version): node}}},
-        )
-        event = event_body(
-            ObjectRef.of(body | {"kind": "Service", "apiVersion": "v1"}),
-            "Normal",
-            "Announcing",
-            f"announcing {ip} from node {node} (Layer 2)",
-            node,
-            component="ironlb-speaker",
-        )
-        event["source"]["host"] = node
-        kube.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
-    except (ApiError, OSError, ValueError, urllib3.exceptions.HTTPError) as error:
-        log.warning("event for %s: %s", service, error)
 
 
 class L2Agent:
@@ -64,6 +39,8 @@ class L2Agent:
         self,
         kube: KubeClient,
         node: str,
+        namespace: str,
+        uid_of: Callable[[str], str | None],
         primary: str,
         key: bytes,
         settings: SettingsFile,
@@ -79,19 +56,7 @@ class L2Agent:
         self.link = LinkWatch(primary, hold_down=self.members.timeout)
         self.next_refresh = now + settings.current.gratuitous_refresh_seconds
         self.announced: dict[IPAddress, str] = {}
-        # one worker posts the Announcing events and annotations: a survivor taking over 1,000 IPs must not
-        # start 1,000 threads competing with this loop while heartbeats matter most
-        self.reports: queue.Queue[tuple[str, IPAddress]] = queue.Queue()
-
-        def post_reports() -> None:
-            while not stop.is_set():
-                try:
-                    service, address = self.reports.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                report_announcing(kube, node, service, address)
-
-        threading.Thread(target=post_reports, name="announcing-reports", daemon=True).start()
+        self.reporter = AnnouncementReporter(kube, node, namespace, uid_of, stop)
 
     def step(self, snapshot: Snapshot, now: float) -> None:
         """Heartbeats out and in, then answer for exactly the IPs this node wins now."""
@@ -113,10 +78,11 @@ class L2Agent:
             if self.announced.get(address) != owned[address]:
                 log.info("announcing %s (%s) from node %s", address, owned[address], node)
                 TAKEOVERS.labels(node=node).inc()
-                self.reports.put((owned[address], address))
+                self.reporter.answering(owned[address], address, tuple(sorted(interfaces[address])))
         for address, service in self.announced.items():
             if owned.get(address) != service:  # released, or now another Service's (shared IPs)
                 ANNOUNCING.remove(service, str(address), node)
+                self.reporter.released(service, address)
         for address, service in owned.items():
             ANNOUNCING.labels(service, str(address), node).set(1)
         self.announced = dict(owned)
