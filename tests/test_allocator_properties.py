@@ -85,6 +85,9 @@ class AllocatorMachine(RuleBasedStateMachine):
         # may land long after the allocator moved the Service, or fail)
         self.shown: dict[str, set[Address]] = {}
         self.shown_claims: dict[str, SharingClaim] = {}
+        # the claim a Service held an address with when it was moved away from it: the allocator keeps
+        # that claim while the address lingers (the Service's annotations may change again meanwhile)
+        self.released_claims: dict[tuple[str, Address], SharingClaim] = {}
         # addresses a Service was moved away from that the allocator must keep claimed until a settle
         self.lingering: dict[str, set[Address]] = defaultdict(set)
         for created, (name, spec) in enumerate(POOLS.items()):
@@ -114,10 +117,15 @@ class AllocatorMachine(RuleBasedStateMachine):
         )
         self._settle(service)  # every reconcile starts from what the Service shows (handle_services)
         before = self.allocator.allocation_of(service)
+        held_with = self.claims.get(service)
         result = self.allocator.assign(request)
         after = self.allocator.allocation_of(service)
         if before is not None and (after is None or after.addresses != before.addresses):
-            self.lingering[service] |= set(before.addresses) - set(after.addresses if after else ())
+            moved_from = set(before.addresses) - set(after.addresses if after else ())
+            self.lingering[service] |= moved_from
+            for address in moved_from:
+                assert held_with is not None
+                self.released_claims[(service, address)] = held_with
         if isinstance(result, Allocation):
             self.claims[service] = claim
             self.requests[service] = request
@@ -159,8 +167,9 @@ class AllocatorMachine(RuleBasedStateMachine):
         """What the API shows (statuses, some of them stale) never has one IP on two Services."""
         holders: dict[Address, dict[str, SharingClaim]] = defaultdict(dict)
         for service, addresses in self.shown.items():
-            for address in addresses:
-                holders[address][service] = self.shown_claims[service]
+            for address in addresses:  # a stale address is still claimed as it was held
+                claim = self.released_claims.get((service, address), self.shown_claims[service])
+                holders[address][service] = claim
         for service in self.allocator.services():
             for address in self.allocator.allocation_of(service).addresses:  # type: ignore[union-attr]
                 holders[address][service] = self.claims[service]
@@ -230,3 +239,21 @@ class AllocatorMachine(RuleBasedStateMachine):
 
 AllocatorMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 TestAllocatorMachine = AllocatorMachine.TestCase
+
+
+def test_a_service_that_drops_its_sharing_key_lingers_with_the_claim_it_held() -> None:
+    """Found by the machine in CI: svc0 shares X with svc1 under k1, then drops the key. It is moved, and
+    its stale status still shows X: with the claim it held X under (k1), which svc1 shares."""
+    machine = AllocatorMachine()
+    alone, shared = (
+        SharingClaim(None, frozenset(), False, frozenset()),
+        SharingClaim("k1", frozenset(), False, frozenset()),
+    )
+    machine.assign("ns0/svc0", (4,), False, None, alone)
+    machine.status_write_lands("ns0/svc0")
+    machine.assign("ns0/svc0", (4,), False, None, shared)
+    machine.assign("ns1/svc1", (4,), False, None, shared)
+    machine.assign("ns0/svc0", (4,), False, None, alone)
+    assert machine.allocator.allocation_of("ns0/svc0") != machine.allocator.allocation_of("ns1/svc1")
+    machine.no_ip_is_shown_or_held_by_two_services_unless_sharing_allows()
+    machine.an_ip_is_shared_only_when_sharing_allows()

@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import json
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from .controlplane import ControlPlane
 from .faults import FaultInjector
 from .invariants import InvariantChecker, Json
 from .l2lab import L2Lab
+from .network import exit_on_sigterm
 from .prober import Prober
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -304,7 +306,7 @@ class Chaos:
         counts = []
         for number in range(1, self.lab.nodes + 1):
             node = self.lab.lab.node(number)
-            metrics = node.run("curl", "-s", "-m", "2", "http://127.0.0.1:7473/metrics").stdout
+            metrics = node.run("curl", "-s", "-m", "2", f"http://{node.v4}:7473/metrics").stdout
             owned = [
                 line for line in metrics.splitlines() if line.startswith("ironlb_speaker_announced_ips{")
             ]
@@ -330,6 +332,13 @@ class Chaos:
         return self.report
 
 
+def _copy_logs(scratch: Path, into: Path) -> None:
+    """Each pod's log (appended across restarts), named after its pod."""
+    into.mkdir(parents=True, exist_ok=True)
+    for found in scratch.rglob("container.log"):
+        shutil.copyfile(found, into / f"{found.parent.name}.log")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
@@ -340,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--faults", type=lambda text: text.split(","), help="only these fault kinds (comma-separated)"
     )
+    parser.add_argument("--logs", type=Path, help="copy every pod's log here at the end (to read a failure)")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     with (
         tempfile.TemporaryDirectory(prefix="ironlb-chaos-") as scratch,
         ControlPlane(with_controllers=True) as plane,
@@ -350,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         with L2Lab(
             plane, Path(scratch), namespace="ironlb-system", nodes=3, operator_as_pod=True, faults=True
         ) as lab:
-            report = Chaos(plane, lab, args).run()
+            try:
+                report = Chaos(plane, lab, args).run()
+            finally:
+                if args.logs:
+                    _copy_logs(Path(scratch), args.logs)
     print(report.summary(), flush=True)
     if args.report:
         args.report.write_text(json.dumps(asdict(report), indent=1))

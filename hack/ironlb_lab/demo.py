@@ -32,7 +32,7 @@ from .bgplab import bgp_peer, start_router
 from .controlplane import ControlPlane
 from .kubevirt import LabKubeVirt
 from .l2lab import L2Lab
-from .network import Host
+from .network import Host, exit_on_sigterm
 from .workloads import LabKubelet, LabProxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -217,8 +217,11 @@ class OutageMeter:
 def run_demo(plane: ControlPlane) -> None:
     step("install IronLB as a user does: the CRDs, then deploy/ironlb.yaml (namespace, RBAC, operator)")
     print(plane.install_crds(REPO_ROOT / "crds"), end="")
-    workdir = Path(tempfile.mkdtemp(prefix="ironlb-demo-"))
-    with L2Lab(plane, workdir, nodes=3, operator_as_pod=True) as l2:
+    with (
+        tempfile.TemporaryDirectory(prefix="ironlb-demo-") as scratch,
+        L2Lab(plane, Path(scratch), nodes=3, operator_as_pod=True) as l2,
+    ):
+        workdir = Path(scratch)
         nodes = ", ".join(f"{l2.lab.node(n).role} {l2.lab.node(n).v4}" for n in range(1, 4))
         print(f"lab nodes: {nodes}; client {l2.lab.client.v4} (outside the cluster, on the same segment)")
         show(plane, "get", "pods", "-n", "ironlb-system", "-o", "wide")
@@ -395,6 +398,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def main() -> int:
+    exit_on_sigterm()
     began = time.monotonic()
     step("start a real control plane on loopback (building the binaries first if they are not cached)")
     try:

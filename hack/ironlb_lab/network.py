@@ -13,13 +13,17 @@ those of owners that are no longer alive (a crashed run), never anyone else's.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import ipaddress
 import itertools
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +62,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
+CLONE_NEWNET = 0x40000000
+
+
 def remove_stale_namespaces() -> list[str]:
     """Delete lab namespaces whose owning process is gone (only names of this lab's own pattern)."""
     removed = []
@@ -88,6 +95,25 @@ class Host:
 
     def mac(self, interface: str = "eth0") -> str:
         return self.run("cat", f"/sys/class/net/{interface}/address", check=True).stdout.strip()
+
+    @contextlib.contextmanager
+    def inside(self) -> Iterator[None]:
+        """Run this thread in the host's network namespace: sockets opened meanwhile stay in it."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        original_path, target_path = Path("/proc/thread-self/ns/net"), Path(f"/run/netns/{self.namespace}")
+        with original_path.open() as original, target_path.open() as target:
+            if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self.namespace}")
+            try:
+                yield
+            finally:
+                libc.setns(original.fileno(), CLONE_NEWNET)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM raises SystemExit in the main thread, so every lab's ``with`` block ends its processes and
+    deletes its namespaces (a lab tool stopped by ``timeout`` or ``kill`` leaves nothing behind)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 @dataclass

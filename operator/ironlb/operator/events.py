@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 from ironlb.api.events import ObjectRef, event_body
-from ironlb.api.kube import ApiError, KubeClient
+from ironlb.api.kube import ApiError, KubeClient, NotLeaderError
 
 log = logging.getLogger("ironlb.events")
-ATTEMPTS = 5  # a transient failure is retried (0.5 s, 1 s, 2 s, 4 s) before the event is dropped
+RETRY_CAP = 30.0  # a transient failure is retried for as long as it lasts, at most this far apart
 
 
 class EventPoster:
@@ -27,6 +28,7 @@ class EventPoster:
         self.workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0  # bumped when this replica steps down: retries of older events stop
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -35,6 +37,14 @@ class EventPoster:
     def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+
+    def drop_queued(self) -> None:
+        """This replica stepped down: what it had to say, the next leader says again from its own state
+        (events being retried now give up at their next attempt)."""
+        self.generation += 1
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
 
     def post(self, obj: ObjectRef, kind: str, reason: str, message: str) -> None:
         """Queue an event; safe from the event loop and from worker threads (asyncio.to_thread)."""
@@ -59,14 +69,26 @@ class EventPoster:
             body = await self.queue.get()
             path = f"/api/v1/namespaces/{body['metadata']['namespace']}/events"
             try:
-                for attempt in range(ATTEMPTS):
-                    try:
-                        await asyncio.to_thread(self.kube.request, "POST", path, body)
-                        break
-                    except ApiError as error:
-                        if not error.transient or attempt == ATTEMPTS - 1:
-                            log.warning("posting event %s: %s", body["reason"], error)
-                            break
-                        await asyncio.sleep(error.retry_after or 0.5 * 2**attempt)
+                await self._post(path, body)
             finally:
                 self.queue.task_done()
+
+    async def _post(self, path: str, body: dict[str, Any]) -> None:
+        """Until it lands, or is refused for good: the reconcilers de-duplicate their events, so one
+        dropped during an outage would never be told again (a Service left without an IP and a word)."""
+        attempt, generation = 0, self.generation
+        while generation == self.generation:
+            try:
+                await asyncio.to_thread(self.kube.request, "POST", path, body)
+                return
+            except ApiError as error:
+                # refused by the write guard while a lease renewal is late: it may land, so wait (a
+                # replica that steps down drops its queue: the next leader tells it all again)
+                if not error.transient and not isinstance(error, NotLeaderError):
+                    log.warning("posting event %s: %s", body["reason"], error)
+                    return
+                if attempt == 3:
+                    log.warning("posting event %s: %s; retrying until it lands", body["reason"], error)
+                delay = min(RETRY_CAP, 0.5 * 2**attempt)
+                await asyncio.sleep(max(error.retry_after or 0.0, random.uniform(delay / 2, delay)))
+                attempt += 1

@@ -71,6 +71,7 @@ class Dispatcher:
         self.informers: dict[str, Informer] = {}
         self.failures: dict[tuple[str, str], int] = {}  # (watch, object) -> failed attempts in a row
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retries: set[asyncio.TimerHandle] = set()
 
     def handler_for(self, watch: Watch) -> Handler:
         def handle(kind: str, obj: Json) -> None:  # called from the informer's thread
@@ -81,6 +82,9 @@ class Dispatcher:
     def cancel(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        for retry in self._retries:
+            retry.cancel()
+        self._retries.clear()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = self.loop.create_task(work)
@@ -96,22 +100,30 @@ class Dispatcher:
         key = (watch.name, object_key(obj))
         try:
             await watch.handle(obj, kind == "DELETED")
-        except NotLeaderError:
-            return  # the process is about to stop: the next leader does it
         except ApiError as error:
+            # NotLeaderError too: the write guard refuses while a renewal is late, and the renewal may
+            # still land; if the term ends instead, this dispatcher is cancelled with it
             attempt = self.failures.get(key, 0) + 1
             self.failures[key] = attempt
             ceiling = min(RETRY_CAP, 0.5 * 2 ** (attempt - 1))
             delay = max(random.uniform(ceiling / 2, ceiling), error.retry_after or 0.0)
-            log.warning(
-                "%s %s: %s (attempt %d); retrying in %.1f s", watch.name, key[1], error, attempt, delay
+            log.log(
+                # ordinary: a late renewal, or the object changed meanwhile (optimistic concurrency)
+                logging.INFO if isinstance(error, NotLeaderError) or error.status == 409 else logging.WARNING,
+                "%s %s: %s (attempt %d); retrying in %.1f s",
+                watch.name,
+                key[1],
+                error,
+                attempt,
+                delay,
             )
-            self.loop.call_later(delay, self._retry, watch, kind, obj)
+            self._retries.add(self.loop.call_later(delay, self._retry, watch, kind, obj))
         else:
             self.failures.pop(key, None)
 
     def _retry(self, watch: Watch, kind: str, obj: Json) -> None:
         """Again, with the latest object: deleted meanwhile means handled as deleted."""
+        self._retries = {r for r in self._retries if not r.cancelled() and r.when() > self.loop.time()}
         current = self.informers[watch.name].get(object_key(obj))
         if current is None:
             self.queue.put_nowait((watch, "DELETED", obj))
@@ -181,6 +193,8 @@ class OperatorRuntime:
                 {"labelSelector": CONFIG_LABEL},
             ),
             Watch("servicel2statuses", ours("servicel2statuses"), published),
+            # BGP passwords, gathered into the speakers' one Secret (passwords.py)
+            Watch("secrets", f"/api/v1/namespaces/{ns}/secrets", c.on_secret),
             Watch(
                 "ironlbconfigs",
                 ours("ironlbconfigs"),
@@ -242,6 +256,7 @@ class OperatorRuntime:
                 log.error("the operator's work failed; stepping down", exc_info=work.exception())
             self.elector.step_down()
             self._end(term)
+            self.events.drop_queued()
             log.warning("stepped down as the leader; standing by with fresh state")
 
     def _end(self, term: Term) -> None:
