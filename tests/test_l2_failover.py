@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from bench.flood_bench import flood_and_sample
 from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from ironlb.speaker.l2.election import owner
 from ironlb_lab.controlplane import ControlPlane
@@ -17,13 +18,14 @@ from ironlb_lab.network import Host
 
 NAMESPACE = "l2-lab"
 L2_POOL = ipaddress.ip_network("203.0.113.160/29")
+L2_POOL6 = ipaddress.ip_network("2001:db8:300::a0/125")
 
 
 @pytest.fixture(scope="module")
 def l2lab(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L2Lab]:
     with L2Lab(crds_installed, tmp_path_factory.mktemp("l2lab"), namespace=NAMESPACE) as lab:
         cluster = Cluster(crds_installed, namespace=NAMESPACE)
-        cluster.pool("l2-pool", str(L2_POOL), labels={})
+        cluster.pool("l2-pool", str(L2_POOL), str(L2_POOL6), labels={})
         cluster.apply(
             {
                 "apiVersion": "ironlb.io/v1beta1",
@@ -111,3 +113,39 @@ def test_an_owner_whose_link_goes_down_stops_answering_and_the_other_node_takes_
     finally:
         l2lab.lab.plug(expected)
     wait_until(lambda: l2lab.arp(ip) == macs[expected], 10, f"{expected} to take its IP back once plugged in")
+
+
+def _announcing_lines(l2lab: L2Lab, role: str, ip: str) -> int:
+    pod = l2lab.speaker(role)
+    log = pod.directory / "container.log" if pod is not None else None
+    text = log.read_text(errors="replace") if log is not None and log.exists() else ""
+    return sum(1 for line in text.splitlines() if f"announcing {ip} " in line)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_flood_at_the_owned_ip_moves_nothing_and_others_are_still_answered(
+    l2lab: L2Lab, family: int
+) -> None:
+    """Issue 13: 66,000 ARP requests/s at an owned IP used to starve the heartbeats and move the IP. The
+    router floods it for 8 s; the client, asking every 10 ms, must hear the owner only, and no speaker may
+    start announcing it meanwhile (a false takeover)."""
+    cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
+    service = _announced_service(l2lab, f"flooded{family}") if family == 4 else None
+    if service is None:
+        namespace = cluster.new_namespace()
+        cluster.service(namespace, "flooded6", ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack")
+        ip = cluster.wait_ingress(namespace, "flooded6")[0]
+        expected = owner(ip, ["node1", "node2"])
+        assert expected is not None
+        macs = {f"node{n}": l2lab.lab.node(n).mac() for n in (1, 2)}
+        wait_until(lambda: l2lab.ndp(ip) == macs[expected], 30, f"{ip} answered by {expected}")
+        service = Announced(ip, expected, "node2" if expected == "node1" else "node1", macs, namespace)
+    ip, macs = service.ip, service.macs
+    before = {role: _announcing_lines(l2lab, role, ip) for role in ("node1", "node2")}
+    sent, sampled = flood_and_sample(l2lab, ip, rate=50_000, seconds=8)
+    after = {role: _announcing_lines(l2lab, role, ip) for role in ("node1", "node2")}
+    print(f"flood {sent}; sampled {len(sampled['latencies'])} answers, {sampled['lost']} lost")
+    assert sent["rate"] > 10_000, sent  # a flood it was
+    assert set(sampled["macs"]) == {macs[service.owner]}, sampled["macs"]
+    assert after == before, f"speakers started announcing {ip} during the flood: {before} -> {after}"
+    assert sampled["lost"] <= len(sampled["latencies"]) // 50, sampled["lost"]  # at most 2% unanswered

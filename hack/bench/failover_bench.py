@@ -7,18 +7,16 @@ single-stack Service) asked every 10 ms from the client.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from ironlb.api.kube import KubeClient
 from ironlb.speaker.l2.election import owner
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 
+from bench.services import web_service_ip
 from bench.stats import percentile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,22 +27,7 @@ def main(trials: int, family: int = 4) -> None:
     with ControlPlane(with_controllers=True) as plane:
         plane.install_crds(REPO_ROOT / "crds")
         with L2Lab(plane, workdir) as lab:
-            plane.announce_pool("bench", "203.0.113.200/29" if family == 4 else "2001:db8:300::200/125")
-            service: dict[str, Any] = {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "web", "namespace": "default"},
-                "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
-            }
-            if family == 6:
-                service["spec"] |= {"ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack"}
-            plane.kubectl("apply", "-f", "-", input=json.dumps(service))
-            kube = KubeClient.from_environment(str(plane.kubeconfig))
-            ip = ""
-            while not ip:
-                ingress = kube.get("/api/v1/namespaces/default/services/web").get("status", {})
-                ip = ((ingress.get("loadBalancer") or {}).get("ingress") or [{}])[0].get("ip", "")
-                time.sleep(0.1)
+            ip = web_service_ip(plane, family, "bench")
             macs = {f"node{n}": lab.lab.node(n).mac() for n in (1, 2)}
             results = []
             for trial in range(1, trials + 1):
@@ -52,7 +35,10 @@ def main(trials: int, family: int = 4) -> None:
                 assert current is not None
                 survivor = "node2" if current == "node1" else "node1"
                 # both speakers up, the elected owner answering
+                waiting = time.monotonic() + 60
                 while (lab.ndp(ip) if family == 6 else lab.arp(ip)) != macs[current]:
+                    if time.monotonic() > waiting:
+                        raise TimeoutError(f"{current} does not answer for {ip}\n{lab.speaker_logs()}")
                     time.sleep(0.1)
                 seconds = lab.failover(ip, current, macs[survivor])
                 results.append(seconds)

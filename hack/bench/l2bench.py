@@ -32,10 +32,11 @@ class Wording:
 
 
 def start_responder(lab: LabNetwork, ips: list[str], log: Path) -> int:
-    """Start ``ironlb-speaker l2-responder`` for ``ips`` on node1's eth0; its PID once it answers."""
-    process = lab.spawn(
-        lab.node(1), [SPEAKER, "l2-responder", "--interface", "eth0", *[f"--ip={ip}" for ip in ips]], log
-    )
+    """Start ``ironlb-speaker l2-responder`` for ``ips`` on node1's eth0; its PID once it answers. The probe
+    is one requester asking for one IP as fast as it can: the per-requester limit is lifted so the data
+    path's own capacity is measured (flood_bench measures the limit at work)."""
+    argv = [SPEAKER, "l2-responder", "--interface", "eth0", "--answers-per-requester", "1e9"]
+    process = lab.spawn(lab.node(1), [*argv, *[f"--ip={ip}" for ip in ips]], log)
     deadline = time.monotonic() + 30
     while "answering for" not in (log.read_text() if log.exists() else ""):
         if time.monotonic() > deadline:

@@ -7,9 +7,11 @@ loops here stay protocol-blind. Standard library only: it runs inside the client
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,6 +134,67 @@ def watch(
             if mac is not None and (not changes or changes[-1][1] != mac):
                 changes.append((time.time(), mac))
     return changes
+
+
+# classic BPF: only answers reach the socket (ARP replies; ICMPv6 Neighbor Advertisements), so a probe
+# sharing its segment with a flood of requests does not spend its time reading them
+_ARP_REPLIES = [(0x28, 0, 0, 20), (0x15, 0, 1, 2), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
+_ADVERTISEMENTS = [
+    (0x30, 0, 0, 20),
+    (0x15, 0, 3, 58),
+    (0x30, 0, 0, 54),
+    (0x15, 0, 1, 136),
+    (0x06, 0, 0, 0xFFFF),
+    (0x06, 0, 0, 0),
+]
+
+
+def answers_only(sock: socket.socket, ethertype: int) -> None:
+    program = _ARP_REPLIES if ethertype == 0x0806 else _ADVERTISEMENTS
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
+    buffer = ctypes.create_string_buffer(code)
+    sock.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", len(program), ctypes.addressof(buffer)))
+
+
+def sample(
+    sock: socket.socket, query: bytes, answer_mac: Answer, seconds: float, every: float, timeout: float = 0.1
+) -> dict[str, object]:
+    """Ask every ``every`` seconds for ``seconds``, one query in flight at a time: each answer's latency,
+    the queries with no answer within ``timeout``, and how many answers each MAC gave."""
+    sock.settimeout(timeout)
+    latencies: list[float] = []
+    macs: dict[str, int] = {}
+    lost = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sent = time.perf_counter()
+        sock.send(query)
+        while True:
+            left = timeout - (time.perf_counter() - sent)
+            if left <= 0:
+                lost += 1
+                break
+            sock.settimeout(left)
+            try:
+                mac = answer_mac(sock.recv(2048))
+            except TimeoutError:
+                lost += 1
+                break
+            if mac is not None:
+                latencies.append(time.perf_counter() - sent)
+                macs[mac] = macs.get(mac, 0) + 1
+                break
+        time.sleep(max(0.0, every - (time.perf_counter() - sent)))
+    return {"latencies": latencies, "lost": lost, "macs": macs}
+
+
+def sample_main(family: Family, target: str, our_ip: str, seconds: float, every: float) -> None:
+    """A sampler's command: say "sampling" once ready, then print ``sample``'s result as JSON."""
+    sock, our_mac = open_socket(family.ethertype)
+    answers_only(sock, family.ethertype)
+    query, answer = family.query_and_answer(our_mac, our_ip, target)
+    print("sampling", flush=True)
+    print(json.dumps(sample(sock, query, answer, seconds, every)), flush=True)
 
 
 def probe_main(family: Family, target: str, our_ip: str, count: int, flood_seconds: float) -> None:

@@ -1,4 +1,4 @@
-"""The Services the control-plane benchmarks create (operator_bench, speaker_rss_bench).
+"""The Services the benchmarks create (operator_bench, speaker_rss_bench; the Layer 2 ones' one Service).
 
 IPv6 single-stack: the documentation IPv4 ranges are /24s, too small for thousands of ClusterIPs or
 load-balancer IPs. No NodePorts: the default range (2,768 ports) cannot serve 10,000 LoadBalancer Services.
@@ -6,10 +6,13 @@ load-balancer IPs. No NodePorts: the default range (2,768 ports) cannot serve 10
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from ironlb.api.kube import KubeClient
+from ironlb_lab.controlplane import ControlPlane
 
 
 def lb_service(name: str, namespace: str) -> dict[str, object]:
@@ -45,3 +48,25 @@ def create_services(kube: KubeClient, namespace: str, names: list[str], threads:
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(create, names))
     return posted
+
+
+def web_service_ip(plane: ControlPlane, family: int, pool: str) -> str:
+    """Announce ``pool`` (a /29 or /125 of the lab's LAN), create the LoadBalancer Service default/web of
+    that family, and return its IP once allocated (the Layer 2 benchmarks' one Service)."""
+    plane.announce_pool(pool, "203.0.113.200/29" if family == 4 else "2001:db8:300::200/125")
+    service: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    if family == 6:
+        service["spec"] |= {"ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack"}
+    plane.kubectl("apply", "-f", "-", input=json.dumps(service))
+    kube = KubeClient.from_environment(str(plane.kubeconfig))
+    while True:
+        status = kube.get("/api/v1/namespaces/default/services/web").get("status", {})
+        ip = ((status.get("loadBalancer") or {}).get("ingress") or [{}])[0].get("ip", "")
+        if ip:
+            return str(ip)
+        time.sleep(0.1)

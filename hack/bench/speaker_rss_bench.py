@@ -25,7 +25,6 @@ from bench.stats import hwm_mib, rss_mib
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
 POOL = "2001:db8:300::/118"  # 1,024 addresses
-METRICS = "http://127.0.0.1:7473/metrics"
 
 
 def main(count: int) -> None:
@@ -46,7 +45,7 @@ def main(count: int) -> None:
             print(f"speaker pid {pid}: {' '.join(c.decode() for c in command[:3])} (children: {children})")
 
             def announced() -> int:
-                metrics = node.run("curl", "-s", METRICS).stdout
+                metrics = node.run("curl", "-s", f"http://{node.v4}:7473/metrics").stdout  # the node's IP
                 match = re.search(r'^ironlb_speaker_announced_ips\{node="node1"\} (\S+)', metrics, re.M)
                 return int(float(match.group(1))) if match else -1
 

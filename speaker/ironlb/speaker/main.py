@@ -18,6 +18,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from .l2.limiter import ReplyLimiter
 from .l2.responder import L2Responder
 
 log = logging.getLogger("ironlb.speaker")
@@ -25,6 +26,8 @@ log = logging.getLogger("ironlb.speaker")
 
 def _l2_responder(args: argparse.Namespace) -> int:
     responder = L2Responder(args.interface)
+    if args.answers_per_requester:
+        responder.limiter = ReplyLimiter(rate=args.answers_per_requester, burst=args.answers_per_requester)
     addresses = [ipaddress.ip_address(text) for text in args.ip]
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
@@ -70,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
     if args.metrics_port != 0:
-        start_http_server(settings.current.metrics_port)
+        start_http_server(settings.current.metrics_port, addr=args.metrics_address)
     health = Health()
     if args.health_port:
         serve_health(health, args.health_port)
@@ -99,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--announce", action="store_true", help="send gratuitous ARP / unsolicited NA first"
     )
     responder.add_argument("--refresh", type=float, default=0, help="re-announce every N seconds (0: never)")
+    responder.add_argument(
+        "--answers-per-requester",
+        type=float,
+        default=0,
+        help="answers per second to one requester for one IP (0: the speaker's default, 200)",
+    )
     responder.set_defaults(func=_l2_responder)
     speaker = commands.add_parser("run", help="follow the published configuration and announce (Layer 2)")
     speaker.add_argument(
@@ -113,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     speaker.add_argument("--heartbeat-port", type=int, help="UDP heartbeat port (default: from --settings)")
     speaker.add_argument(
         "--metrics-port", type=int, help="Prometheus port (default: from --settings); 0 disables"
+    )
+    speaker.add_argument(
+        "--metrics-address",
+        default=os.environ.get("IRONLB_METRICS_ADDRESS", "127.0.0.1"),
+        help="address the metrics listen on (the DaemonSet: the node's own IP; never every interface)",
     )
     speaker.add_argument("--health-port", type=int, default=0, help="/healthz and /readyz; 0 disables")
     speaker.add_argument("--run-dir", default="/run/ironlb", help="a writable directory (exabgp's files)")

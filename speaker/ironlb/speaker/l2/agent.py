@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge
 
 from ..settings import SettingsFile
 from ..state import Snapshot
-from .heartbeat import HeartbeatSocket, Membership
+from .heartbeat import HeartbeatLoop, HeartbeatSocket, Membership
 from .link import LinkWatch
 from .ownership import answering_interfaces, l2_owned
 from .report import AnnouncementReporter
@@ -26,6 +26,11 @@ from .responders import Responders
 log = logging.getLogger("ironlb.speaker.l2")
 OWNED = Gauge("ironlb_speaker_announced_ips", "IPs this node answers ARP/NDP for.", ["node"])
 TAKEOVERS = Counter("ironlb_speaker_takeovers", "IPs this node started announcing.", ["node"])
+UNANSWERED = Counter(
+    "ironlb_speaker_l2_unanswered_requests",
+    "ARP/NDP requests for owned IPs left unanswered: their requester asked faster than its rate (a flood).",
+    ["node"],
+)
 ANNOUNCING = Gauge(
     "ironlb_speaker_announcing", "1 for each Service IP this node answers for.", ["service", "ip", "node"]
 )
@@ -51,20 +56,23 @@ class L2Agent:
         self.node, self.primary, self.settings = node, primary, settings
         self.responders = Responders()
         self.responders.get(primary)
-        self.heartbeats = HeartbeatSocket(key, node, settings.current.heartbeat_port)
-        self.members = Membership(node, timeout=max(0.3, 6 * tick))
-        self.link = LinkWatch(primary, hold_down=self.members.timeout)
+        members = Membership(node, timeout=max(0.3, 6 * tick))
+        sock = HeartbeatSocket(key, node, settings.current.heartbeat_port)
+        self.heartbeats = HeartbeatLoop(sock, members, interval=tick).start()
+        self.link = LinkWatch(primary, hold_down=members.timeout)
         self.next_refresh = now + settings.current.gratuitous_refresh_seconds
         self.announced: dict[IPAddress, str] = {}
+        self._limited = 0
         self.reporter = AnnouncementReporter(kube, node, namespace, uid_of, stop)
 
     def step(self, snapshot: Snapshot, now: float) -> None:
-        """Heartbeats out and in, then answer for exactly the IPs this node wins now."""
+        """Answer for exactly the IPs this node wins now (heartbeats come and go on their own thread)."""
         node, config, announcements = self.node, snapshot.config, snapshot.announcements
-        self.heartbeats.send([address for name, address in config.node_addresses.items() if name != node])
-        self.heartbeats.receive_all(self.members)
+        self.heartbeats.set_peers(
+            [address for name, address in config.node_addresses.items() if name != node]
+        )
         owned = (
-            l2_owned(node, config, announcements, snapshot.endpoints, self.members.alive(now))
+            l2_owned(node, config, announcements, snapshot.endpoints, self.heartbeats.alive(now))
             if self.link.usable(now)
             else {}
         )
@@ -87,11 +95,18 @@ class L2Agent:
             ANNOUNCING.labels(service, str(address), node).set(1)
         self.announced = dict(owned)
         OWNED.labels(node=node).set(len(owned))
+        self._count_unanswered()
         refresh = self.settings.current.gratuitous_refresh_seconds
         if refresh and now >= self.next_refresh:
             for responder, address in self.responders.owned():
                 responder.announce(address)  # switches whose tables aged out relearn the port
             self.next_refresh = now + refresh
+
+    def _count_unanswered(self) -> None:
+        limited = sum(r.limiter.limited for r in self.responders.by_interface.values())
+        if limited > self._limited:
+            UNANSWERED.labels(node=self.node).inc(limited - self._limited)
+        self._limited = limited  # (lower: a responder was reopened with a fresh count)
 
     def settings_changed(self, now: float) -> None:
         self.next_refresh = now + self.settings.current.gratuitous_refresh_seconds
@@ -101,8 +116,8 @@ class L2Agent:
 
     def leave(self, node_addresses: dict[str, str]) -> None:
         """A graceful stop: tell the peers first, so new owners take over without waiting for a timeout."""
-        self.heartbeats.send([a for name, a in node_addresses.items() if name != self.node], leaving=True)
+        self.heartbeats.leave([a for name, a in node_addresses.items() if name != self.node])
 
     def close(self) -> None:
+        self.heartbeats.stop()
         self.responders.close()
-        self.heartbeats.close()

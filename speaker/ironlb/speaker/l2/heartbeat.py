@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import select
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -107,3 +109,56 @@ class HeartbeatSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class HeartbeatLoop:
+    """Heartbeats on a thread of their own: sent every ``interval`` and read as they arrive, whatever the
+    responders are doing. A flood of ARP requests keeps the main loop busy; it must not make this node look
+    dead to its peers, nor its peers look dead to it (either would move IPs: a false takeover)."""
+
+    def __init__(self, sock: HeartbeatSocket, membership: Membership, interval: float) -> None:
+        self.sock, self.membership, self.interval = sock, membership, interval
+        self._lock = threading.Lock()
+        self._peers: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
+
+    def start(self) -> HeartbeatLoop:
+        self._thread.start()
+        return self
+
+    def set_peers(self, peers: list[str]) -> None:
+        with self._lock:
+            self._peers = list(peers)
+
+    def alive(self, now: float) -> set[str]:
+        with self._lock:
+            return self.membership.alive(now)
+
+    def leave(self, peers: list[str]) -> None:
+        """A graceful stop: the loop ends, and a last heartbeat says so."""
+        self._end()
+        self.sock.send(peers, leaving=True)
+
+    def stop(self) -> None:
+        self._end()
+        self.sock.close()
+
+    def _end(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(1.0)
+
+    def _run(self) -> None:
+        next_send = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_send:
+                with self._lock:
+                    peers = list(self._peers)
+                self.sock.send(peers)
+                next_send = now + self.interval
+            ready, _, _ = select.select([self.sock.sock], [], [], max(0.0, next_send - time.monotonic()))
+            if ready:
+                with self._lock:
+                    self.sock.receive_all(self.membership)

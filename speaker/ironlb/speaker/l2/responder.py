@@ -1,8 +1,10 @@
 """The Layer 2 responder: answers ARP and Neighbor Solicitation for the IPs this node owns, on one interface.
 
-Two raw AF_PACKET sockets stay open for the process's life, each with a classic BPF filter so the kernel
-hands over only ARP requests and ICMPv6 Neighbor Solicitations; for every owned IPv6 address the socket
-joins its solicited-node multicast group, so the NIC delivers the solicitations at all.
+Two raw AF_PACKET sockets stay open for the process's life, each with a classic BPF filter (``filters``)
+so the kernel hands over only ARP requests and ICMPv6 Neighbor Solicitations for the owned IPs; for every
+owned IPv6 address the socket joins its solicited-node multicast group, so the NIC delivers the
+solicitations at all. A flood is bounded twice: a wake-up reads at most ``BUDGET`` frames per socket, and
+one requester gets at most its ``ReplyLimiter`` bucket of answers per IP.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .filters import arp_requests, neighbor_solicitations
+from .limiter import ReplyLimiter
 from .packets import (
     ETH_P_ARP,
     ETH_P_IPV6,
@@ -37,17 +41,8 @@ PACKET_ADD_MEMBERSHIP, PACKET_DROP_MEMBERSHIP = 1, 2
 PACKET_MR_MULTICAST = 0
 PACKET_OUTGOING = 4
 
-# ldh [20]; jeq #1 (ARP request) -> accept, else drop
-_ARP_REQUESTS = [(0x28, 0, 0, 20), (0x15, 0, 1, 1), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
-# ldb [20] (IPv6 next header); jeq #58 (ICMPv6); ldb [54] (ICMPv6 type); jeq #135 (NS) -> accept
-_SOLICITATIONS = [
-    (0x30, 0, 0, 20),
-    (0x15, 0, 3, 58),
-    (0x30, 0, 0, 54),
-    (0x15, 0, 1, 135),
-    (0x06, 0, 0, 0xFFFF),
-    (0x06, 0, 0, 0),
-]
+BUDGET = 64  # frames read from one socket per wake-up: a flood cannot keep the loop from its other work
+Program = list[tuple[int, int, int, int]]
 
 
 def _attach_filter(
@@ -61,7 +56,7 @@ def _attach_filter(
     return buffer  # the kernel copied it; returned only to keep it alive during the call
 
 
-def _open(interface: str, protocol: int, program: list[tuple[int, int, int, int]]) -> socket.socket:
+def _open(interface: str, protocol: int, program: Program) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
     _attach_filter(sock, program)
     sock.bind((interface, protocol))
@@ -76,11 +71,14 @@ class L2Responder:
         self.mac = bytes.fromhex(
             Path(f"/sys/class/net/{interface}/address").read_text().strip().replace(":", "")
         )
-        self.arp = _open(interface, ETH_P_ARP, _ARP_REQUESTS)
-        self.ndp = _open(interface, ETH_P_IPV6, _SOLICITATIONS)
+        # nothing owned yet: the kernel hands over nothing until set_owned says what to answer for
+        self.arp = _open(interface, ETH_P_ARP, arp_requests(()))
+        self.ndp = _open(interface, ETH_P_IPV6, neighbor_solicitations(()))
         self._owned: frozenset[IPAddress] = frozenset()
         self._groups: dict[bytes, int] = {}  # multicast MAC -> owned IPv6 addresses using it
         self.replies = 0
+        self.limiter = ReplyLimiter()
+        self.unfiltered = False  # the kernel refused an exact filter: every request comes to us
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.arp, selectors.EVENT_READ, self._arp_answer)
         self._selector.register(self.ndp, selectors.EVENT_READ, self._ndp_answer)
@@ -110,8 +108,30 @@ class L2Responder:
                     del self._groups[mac]
                     self._membership(mac, join=False)
         added = set(wanted - self._owned)
+        if wanted != self._owned:
+            self._filter(wanted)
         self._owned = wanted
         return added
+
+    def _filter(self, owned: frozenset[IPAddress]) -> None:
+        """Have the kernel hand over only requests for ``owned`` (before they are announced)."""
+        v4 = [a for a in owned if isinstance(a, ipaddress.IPv4Address)]
+        v6 = [a for a in owned if isinstance(a, ipaddress.IPv6Address)]
+        for sock, exact, everything in (
+            (self.arp, arp_requests(v4), arp_requests(None)),
+            (self.ndp, neighbor_solicitations(v6), neighbor_solicitations(None)),
+        ):
+            try:
+                _attach_filter(sock, exact)
+            except OSError as error:  # e.g. ENOMEM: net.core.optmem_max is small on this node
+                if not self.unfiltered:
+                    log.warning(
+                        "interface %s: exact request filter refused (%s); reading every request",
+                        self.interface,
+                        error,
+                    )
+                self.unfiltered = True
+                _attach_filter(sock, everything)
 
     def announce(self, address: IPAddress) -> None:
         """Tell the segment that ``address`` lives here now (gratuitous ARP both ways, or unsolicited NA)."""
@@ -125,19 +145,24 @@ class L2Responder:
         request = parse_arp_request(frame)
         if request is None or request.target_ip not in self._owned:
             return None
+        if not self.limiter.allow(frame[6:12], request.target_ip.packed, time.monotonic()):
+            return None
         return arp_reply(self.mac, request.target_ip, request)
 
     def _ndp_answer(self, frame: bytes) -> bytes | None:
         solicitation = parse_neighbor_solicitation(frame)
         if solicitation is None or solicitation.target not in self._owned:
             return None
+        if not self.limiter.allow(frame[6:12], solicitation.target.packed, time.monotonic()):
+            return None
         return neighbor_advertisement(
             self.mac, solicitation.target, solicitation.source_mac, solicitation.source_ip
         )
 
     def _drain(self, sock: socket.socket, answer: Callable[[bytes], bytes | None]) -> None:
-        """Answer every frame waiting on ``sock`` (never our own outgoing ones)."""
-        while True:
+        """Answer up to ``BUDGET`` frames waiting on ``sock`` (never our own outgoing ones); the rest wait
+        for the next wake-up, or the kernel drops them when the socket's buffer is full."""
+        for _ in range(BUDGET):
             try:
                 frame, meta = sock.recvfrom(2048)
             except BlockingIOError:
