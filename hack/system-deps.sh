@@ -12,6 +12,7 @@ need git git
 need sha256sum coreutils
 # the lab: network namespaces, real packets, and the tools a user would probe them with
 need ip iproute2
+need setpriv util-linux  # the lab applies pods' securityContext (capabilities, user) with it
 need ping iputils-ping
 need arping arping
 need ndisc6 ndisc6

@@ -102,7 +102,8 @@ def test_a_broken_configuration_is_refused_by_exabgp(tmp_path: Path) -> None:
 def test_session_from_peer_maps_the_crd_fields() -> None:
     tor_v4 = session_from_peer("tor-v4", "ironlb-system", _peers()["tor-v4"])
     assert (tor_v4.hold_time_seconds, tor_v4.keepalive_seconds, tor_v4.connect_seconds) == (9, 3, 5)
-    assert tor_v4.password_secret is not None and tor_v4.password_secret.name == "tor-password"
+    # the password is read from the Secret the operator gathers them into, under the peer's name
+    assert tor_v4.password_secret is not None and tor_v4.password_secret.key == "tor-v4"
     assert tor_v4.password_secret.namespace == "ironlb-system" and not tor_v4.is_ibgp
     assert duration_seconds("1m30s") == 90 and duration_seconds("1.5h") == 5400
     with pytest.raises(ValueError, match="not a duration"):

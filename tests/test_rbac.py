@@ -38,7 +38,7 @@ class Access:
         resource = self.resource + (f".{self.group}" if self.group else "")
         target = (
             f"{resource}/{self.name}"
-            if self.name and self.verb not in ("list", "watch", "create")
+            if self.name and self.verb != "create"  # a list or watch of one name, by fieldSelector, too
             else resource
         )
         argv = ["auth", "can-i", self.verb, target, f"--as={self.account}"]
@@ -65,8 +65,12 @@ def accesses(plane: ControlPlane) -> Iterator[tuple[Access, int]]:
             ref = event.get("objectRef") or {}
             if not ref.get("resource"):
                 continue  # discovery and health endpoints: open to every authenticated user
-            # a name matters only where a rule grants by name (MetalLB's `config`, the heartbeat Secret)
-            by_name = event["verb"] == "get" and ref["resource"] in ("configmaps", "secrets")
+            # a name matters only where a rule grants by name (MetalLB's `config`, the speakers' passwords
+            # Secret, read with a fieldSelector on metadata.name and written by server-side apply)
+            by_name = event["verb"] in ("get", "list", "watch", "patch") and ref["resource"] in (
+                "configmaps",
+                "secrets",
+            )
             named = ref.get("name", "") if by_name else ""
             access = Access(
                 user,

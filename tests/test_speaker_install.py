@@ -42,12 +42,14 @@ def test_rbac_has_no_wildcards_and_no_escalation_verbs() -> None:
     assert speaker_secrets == [], "secrets are readable in IronLB's namespace only, never cluster-wide"
 
 
-def test_speaker_pods_are_host_network_with_net_raw_and_net_admin_only() -> None:
+def test_speaker_pods_are_host_network_with_net_raw_only() -> None:
     spec = speaker_daemonset(SpeakerSettings(), "example/speaker:1")["spec"]["template"]["spec"]
     assert spec["hostNetwork"] is True
     security = spec["containers"][0]["securityContext"]
     assert security["privileged"] is False and security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     container = spec["containers"][0]
     assert container["livenessProbe"] and container["readinessProbe"] and container["resources"]["requests"]
 

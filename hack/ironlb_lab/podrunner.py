@@ -6,7 +6,8 @@ only way out is the API bridge (the operator needs nothing else). The process is
 pod's image stands for (``IMAGES``), with the pod spec's command/args and env (``fieldRef`` resolved), its
 configMap/secret/emptyDir volumes written to a directory per pod (paths in args and env mapped to it, since
 the lab shares the host's file system), and the pod's ServiceAccount as its credentials (a token from the
-TokenRequest API: RBAC applies as in a cluster). The readiness probe (httpGet) is checked inside the pod's
+TokenRequest API: RBAC applies as in a cluster), and its securityContext applied with ``setpriv``
+(capabilities, user, no new privileges). The readiness probe (httpGet) is checked inside the pod's
 network namespace and the pod's status written back (Running, Ready, restarts). A pod being deleted gets
 SIGTERM, then SIGKILL after its grace period, and is then removed, as a kubelet does; a process that exits
 is restarted after ``restart_delay`` (kubelet's first CrashLoopBackOff step is 10 s).
@@ -18,6 +19,7 @@ import base64
 import json
 import logging
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -76,6 +78,37 @@ def field_value(pod: Json, path: str, host_ip: str) -> str:
         "status.podIP": host_ip,
     }
     return str(fields[path])
+
+
+def _traversable(directory: Path) -> None:
+    """Let any user pass through the directories above a pod's (search only, never listing): temporary
+    directories are created 0700 for root, and a non-root container must reach its own files."""
+    for parent in directory.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def security_context(spec: Json, container: Json) -> tuple[list[str], int]:
+    """The container's securityContext as ``setpriv`` applies it to the process: the capability bounding
+    set (``drop: [ALL]`` and what ``add`` gives back: a root process gets exactly those), no new
+    privileges, the user (``runAsNonRoot`` without ``runAsUser``: the images' USER, 65532). Returns the
+    command prefix and the uid. (readOnlyRootFilesystem is not emulated: processes share the host's files.)
+    """
+    pod_context, context = spec.get("securityContext") or {}, container.get("securityContext") or {}
+    capabilities = context.get("capabilities") or {}
+    prefix = ["setpriv"]
+    if "ALL" in (capabilities.get("drop") or []):
+        added = "".join(f",+{name.lower()}" for name in capabilities.get("add") or [])
+        prefix += ["--bounding-set", f"-all{added}", "--inh-caps", "-all"]
+    if context.get("allowPrivilegeEscalation") is False:
+        prefix.append("--no-new-privs")
+    uid = context.get("runAsUser", pod_context.get("runAsUser"))
+    if uid is None and (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+        uid = 65532
+    if uid:
+        prefix += [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    return (prefix if len(prefix) > 1 else []), int(uid or 0)
 
 
 @dataclass
@@ -212,6 +245,11 @@ class LabPodRunner:
                     pod, variable["valueFrom"]["fieldRef"]["fieldPath"], str(node.v4)
                 )
         env["KUBECONFIG"] = str(self._kubeconfig(pod, directory))
+        prefix, uid = security_context(spec, container)
+        if uid:  # the container's user reads its own files (kubeconfig, volumes)
+            subprocess.run(["chown", "-R", f"{uid}:{uid}", str(directory)], check=True)
+            _traversable(directory)
+        argv = prefix + argv
         host = node if spec.get("hostNetwork") else self._isolated_namespace()
         running = RunningPod(
             key=key,

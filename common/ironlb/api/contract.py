@@ -36,6 +36,11 @@ class Versioned(Frozen):
         return self.min_contract_version <= CONTRACT_VERSION
 
 
+# The one Secret the speakers may read: the operator gathers every BGPPeer's password into it, keyed by the
+# peer's name (operator/passwords.py)
+PASSWORDS_SECRET = "ironlb-speaker-bgp-passwords"
+
+
 class SecretRef(Frozen):
     namespace: str
     name: str

@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         registry=build_registry(runtime),
         clusterwide=True,
         standalone=True,
+        # kopf would otherwise derive one from the user name, which fails under a uid with no passwd entry
+        # (the image's non-root user, OpenShift's arbitrary uids)
+        identity=args.identity,
         liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
     )
     return 0

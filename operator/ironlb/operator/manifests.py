@@ -11,6 +11,7 @@ from typing import Any
 
 from ironlb.api import GROUP
 from ironlb.api.config import SpeakerSettings
+from ironlb.api.contract import PASSWORDS_SECRET
 
 Manifest = dict[str, Any]
 
@@ -62,41 +63,50 @@ IRONLB_KINDS = ["ipaddresspools", "l2advertisements", "bgpadvertisements", "bgpp
 def operator_cluster_rules() -> list[Manifest]:
     """Cluster-wide only what lives everywhere: Services (any namespace), namespaces and nodes."""
     return [
-        _rule([""], ["services"], [*READ, "patch"]),
-        _rule([""], ["services/status"], ["get", "patch", "update"]),
-        _rule([""], ["namespaces", "nodes"], READ),
-        _rule([""], ["events"], ["create", "patch"]),
-        _rule([""], ["configmaps"], ["get"], ["config"]),  # MetalLB's legacy ConfigMap (legacy.py), polled
+        _rule([""], ["services"], [*READ, "patch"]),  # informer; the allocated-from annotation
+        _rule([""], ["services/status"], ["patch"]),  # the Service's IPs (handle_services.py)
+        _rule([""], ["namespaces", "nodes"], READ),  # informers: namespace labels, node labels and IPs
+        _rule([""], ["events"], ["create"]),  # events.py
+        # MetalLB's legacy ConfigMap, polled in the namespaces the admin opted in (handle_legacy.py)
+        _rule([""], ["configmaps"], ["get"], ["config"]),
     ]
 
 
 def operator_namespace_rules() -> list[Manifest]:
     """IronLB's own objects live in its namespace: watched and written there only."""
     return [
-        _rule([GROUP], IRONLB_KINDS, READ),
-        _rule([GROUP], [f"{kind}/status" for kind in IRONLB_KINDS], ["get", "patch", "update"]),
-        _rule([GROUP], ["ironlbconfigs"], ["create"]),
+        _rule([GROUP], IRONLB_KINDS, READ),  # informers (runtime.py)
+        # statuses of pools and advertisements (handle_pools, handle_advertisements), of the IronLBConfig
+        # (speakers.py); the speakers write the BGPPeers' themselves
+        _rule([GROUP], [f"{kind}/status" for kind in IRONLB_KINDS if kind != "bgppeers"], ["patch"]),
+        _rule([GROUP], ["ironlbconfigs"], ["create"]),  # the singleton, when missing (speakers.py)
         _rule([GROUP], ["servicel2statuses"], [*READ, "delete"]),  # those of Services that are gone
-        _rule(["apps"], ["daemonsets"], [*READ, "create", "patch", "update", "delete"]),
-        _rule([""], ["configmaps", "serviceaccounts"], [*READ, "create", "patch", "update", "delete"]),
-        _rule(["coordination.k8s.io"], ["leases"], [*READ, "create", "update", "patch"]),
-        _rule([""], ["secrets"], ["create"]),  # the heartbeat key, created once (create cannot be by name)
-        _rule([""], ["secrets"], ["get"], [HEARTBEAT_SECRET]),
+        # the speaker DaemonSet, its settings and ServiceAccount (speakers.py, server-side apply), the
+        # published speaker configuration (publisher.py, server-side apply; informer)
+        _rule(["apps"], ["daemonsets"], [*READ, "create", "patch"]),
+        _rule([""], ["configmaps"], [*READ, "create", "patch"]),
+        _rule([""], ["serviceaccounts"], ["get", "create", "patch"]),
+        _rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"]),  # leader.py
+        # the heartbeat key, created once, and the speakers' BGP passwords (create cannot be by name)
+        _rule([""], ["secrets"], ["create"]),
+        _rule([""], ["secrets"], ["patch"], [PASSWORDS_SECRET]),
+        # the Secrets BGPPeers name, to gather their passwords (passwords.py); the heartbeat key
+        _rule([""], ["secrets"], READ),
     ]
 
 
 def speaker_cluster_rules() -> list[Manifest]:
     return [
         _rule([""], ["services"], READ),  # announce only what a Service still shows (state.py)
-        _rule(["discovery.k8s.io"], ["endpointslices"], READ),
-        _rule([""], ["events"], ["create", "patch"]),
+        _rule(["discovery.k8s.io"], ["endpointslices"], READ),  # ready endpoints per node (state.py)
+        _rule([""], ["events"], ["create"]),  # Announcing (l2/report.py)
     ]
 
 
 def speaker_namespace_rules() -> list[Manifest]:
     return [
         _rule([""], ["configmaps"], READ),  # the published speaker configuration
-        _rule([""], ["secrets"], ["get", "list", "watch"]),  # BGP passwords, in IronLB's namespace only
+        _rule([""], ["secrets"], ["get", "list", "watch"], [PASSWORDS_SECRET]),  # gathered by the operator
         _rule([GROUP], ["bgppeers/status"], ["get", "patch"]),  # each node's session entry
         # who answers for each IP (Layer 2): written by the owner, never by touching users' Services
         _rule([GROUP], ["servicel2statuses"], ["get", "create", "patch", "delete"]),
@@ -189,6 +199,8 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "IRONLB_HEARTBEAT_KEY_FILE", "value": f"{HEARTBEAT_KEY_DIR}/key"},
+        # metrics (Service names and IPs) on the node's own address only, not on every interface
+        {"name": "IRONLB_METRICS_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
     ]
 
     def probe(path: str) -> Manifest:
@@ -208,11 +220,17 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
             {"name": "metrics", "containerPort": settings.metrics_port, "protocol": "TCP"},
             {"name": "heartbeat", "containerPort": settings.heartbeat_port, "protocol": "UDP"},
         ],
+        # NET_RAW for the ARP/NDP sockets, and nothing else: TCP MD5 (BGP passwords) needs no capability
+        # and exabgp listens on no port. uid 0, because Kubernetes gives added capabilities to the effective
+        # set of root only (no ambient capabilities); the root filesystem is read-only, exabgp's files live
+        # in an emptyDir.
         "securityContext": {
             "privileged": False,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]},
+            "runAsUser": 0,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
         "livenessProbe": {**probe("/healthz"), "initialDelaySeconds": 10, "failureThreshold": 3},
         "readinessProbe": probe("/readyz"),
@@ -329,11 +347,20 @@ def operator_deployment(
     }
 
 
+# The speakers need the privileged level (host network, NET_RAW); the operator passes restricted, which the
+# namespace audits and warns about for everything else in it.
+POD_SECURITY = {
+    "pod-security.kubernetes.io/enforce": "privileged",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+
+
 def namespace_manifest(namespace: str = NAMESPACE) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": namespace, "labels": labels("namespace")},
+        "metadata": {"name": namespace, "labels": {**labels("namespace"), **POD_SECURITY}},
     }
 
 

@@ -14,6 +14,7 @@ from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, L
 from ironlb.api.contract import (
     CONTRACT_VERSION,
     MIN_CONTRACT_VERSION,
+    PASSWORDS_SECRET,
     AnnouncementShard,
     BGPAdvertising,
     BGPSession,
@@ -53,9 +54,8 @@ def session_from_peer(name: str, namespace: str, spec: BGPPeerSpec) -> BGPSessio
         hold_time_seconds=DEFAULT_HOLD_SECONDS if hold is None else hold,
         keepalive_seconds=seconds(spec.keepalive_time),
         connect_seconds=seconds(spec.connect_time),
-        password_secret=SecretRef(namespace=secret.namespace or namespace, name=secret.name)
-        if secret
-        else None,
+        # the operator gathered the password into the speakers' Secret, keyed by peer (passwords.py)
+        password_secret=SecretRef(namespace=namespace, name=PASSWORDS_SECRET, key=name) if secret else None,
         ebgp_multihop=spec.ebgp_multi_hop,
         graceful_restart=spec.enable_graceful_restart,
     )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ironlb.api.contract import PASSWORDS_SECRET
 from ironlb.api.health import Health
 from ironlb.api.informer import Backoff, Handler, Informer
 from ironlb.api.kube import Json, KubeClient
@@ -43,8 +44,13 @@ def start_informers(kube: KubeClient, namespace: str, state: State, stop: thread
         ),
         ("/api/v1/services", state.on_service, {}, service_summary),
         ("/apis/discovery.k8s.io/v1/endpointslices", state.on_endpointslice, {}, slice_summary),
-        # BGP passwords, read in the loop (never an API call there)
-        (f"/api/v1/namespaces/{namespace}/secrets", state.on_secret, {}, None),
+        # BGP passwords, gathered by the operator into one Secret: the only one the speaker may read
+        (
+            f"/api/v1/namespaces/{namespace}/secrets",
+            state.on_secret,
+            {"fieldSelector": f"metadata.name={PASSWORDS_SECRET}"},
+            None,
+        ),
     ]
     return [
         Informer(kube, path, handle, query, transform, backoff=Backoff(cap=RECONNECT_CAP)).start(stop)

@@ -76,6 +76,8 @@ class Controller:
             self.advertisements.remember_node(node)
         for peer in listed["bgppeers"]:
             self.advertisements.set_peer(peer, deleted=False)
+        for secret in listed.get("secrets", ()):
+            self.advertisements.on_secret(secret, deleted=False)
         for config in listed.get("ironlbconfigs", ()):
             self.legacy.opt_in(opted_in(config))
         for where, source in self.legacy.read_sources().items():  # legacy pools exist before adoption
@@ -123,6 +125,9 @@ class Controller:
     async def on_peer(self, body: Body, deleted: bool) -> None:
         self.advertisements.set_peer(body, deleted)
 
+    async def on_secret(self, body: Body, deleted: bool) -> None:
+        self.advertisements.on_secret(body, deleted)
+
     async def on_advertisement(self, body: Body, deleted: bool) -> None:
         if self.advertisements.on_advertisement(body, deleted):
             self.state.republish_all()
@@ -155,4 +160,5 @@ class Controller:
         """Pool and advertisement statuses that changed, then the speaker configuration (periodic)."""
         await self.pools.flush_statuses()
         await self.advertisements.flush_statuses()
+        await self.advertisements.flush_passwords()  # before the configuration naming it
         await self.state.publisher.flush()

@@ -7,10 +7,12 @@ import asyncio
 import logging
 
 from ironlb.api import GROUP, VERSION, BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
+from ironlb.api.contract import PASSWORDS_SECRET
 from ironlb.api.events import ObjectRef
 from ironlb.api.kube import ApiError, custom_path
 
 from ..conditions import now
+from ..passwords import gather, passwords_secret
 from ..poolstatus import advertisement_status
 from .state import Body, OperatorState
 
@@ -55,6 +57,31 @@ class AdvertisementHandler:
         else:
             self.state.peers[name] = BGPPeerSpec.model_validate(body.get("spec") or {})
         self.state.refresh_global()
+
+    def on_secret(self, body: Body, deleted: bool) -> None:
+        """A Secret of our namespace: it may hold a BGPPeer's password (gathered at the next flush)."""
+        name = body["metadata"]["name"]
+        if name == PASSWORDS_SECRET:
+            return
+        if deleted:
+            self.state.secrets.pop(name, None)
+        else:
+            self.state.secrets[name] = dict(body.get("data") or {})
+
+    async def flush_passwords(self) -> None:
+        """Write the speakers' passwords Secret when what it should hold changed (server-side apply)."""
+        state = self.state
+        data = gather(state.all_peers(), state.namespace, state.secrets)
+        if data == state.passwords_written:
+            return
+        path = f"/api/v1/namespaces/{state.namespace}/secrets/{PASSWORDS_SECRET}"
+        try:
+            await asyncio.to_thread(state.kube.apply, path, passwords_secret(data, state.namespace))
+        except ApiError as error:
+            log.warning("Secret %s: %s", PASSWORDS_SECRET, error)  # (never the data) retried next flush
+            return
+        state.passwords_written = data
+        log.info("Secret %s holds the passwords of %d BGPPeers", PASSWORDS_SECRET, len(data))
 
     def remember_node(self, body: Body) -> bool:
         """Cache a node's labels and InternalIP; True when either changed."""

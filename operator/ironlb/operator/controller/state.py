@@ -39,6 +39,8 @@ class OperatorState:
     advertisements: dict[AdvertisementKey, AdvertisementSpec] = field(default_factory=dict)
     advertisement_bodies: dict[AdvertisementKey, Body] = field(default_factory=dict)
     peers: dict[str, BGPPeerSpec] = field(default_factory=dict)
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # data of the Secrets in our namespace
+    passwords_written: dict[str, str] | None = None  # the speakers' passwords Secret as last written
     node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     node_addresses: dict[str, str] = field(default_factory=dict)
     legacy: LegacyObjects = field(default_factory=LegacyObjects)  # the legacy ConfigMap reading in force

@@ -1,0 +1,46 @@
+"""BGP passwords gathered into the one Secret the speakers may read (by name, ``PASSWORDS_SECRET``).
+
+A BGPPeer names its password's Secret; a speaker on every node, on the host network, used to read every
+Secret of IronLB's namespace to find them. Now the operator (one replica, off the host network) reads the
+Secrets its peers name and copies each password into ``PASSWORDS_SECRET``, keyed by peer name; the speakers'
+RBAC names that Secret and no other. Passwords are copied as the API stores them (base64), never decoded
+here, never logged. A Secret in another namespace than IronLB's is not read: its peer stays closed, as the
+speaker says in its log and on the BGPPeer's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ironlb.api import BGPPeerSpec
+from ironlb.api.contract import PASSWORDS_SECRET
+
+from .manifests import labels
+
+PASSWORD_KEY = "password"  # the key in the peer's Secret (MetalLB's convention: a basic-auth Secret)
+
+
+def gather(
+    peers: Mapping[str, BGPPeerSpec], namespace: str, secrets: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """Peer name -> its password (base64) from the Secret it names, for the peers whose Secret has one."""
+    data: dict[str, str] = {}
+    for name, spec in sorted(peers.items()):
+        ref = spec.password_secret
+        if ref is None or (ref.namespace or namespace) != namespace:
+            continue
+        encoded = (secrets.get(ref.name) or {}).get(PASSWORD_KEY)
+        if encoded:
+            data[name] = encoded
+    return data
+
+
+def passwords_secret(data: Mapping[str, str], namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": PASSWORDS_SECRET, "namespace": namespace, "labels": labels("speaker")},
+        "data": dict(data),
+    }
