@@ -79,3 +79,15 @@ def test_a_service_without_ip_converges_only_with_a_warning() -> None:
     checker.on_event("ADDED", event)
     assert checker.unconverged() == []
     assert checker.unconverged(["chaos/b", "chaos/gone"]) == []
+
+
+def test_a_fresh_list_corrects_a_lagging_view_and_says_what_it_corrected() -> None:
+    checker = InvariantChecker()
+    checker.on_service("ADDED", svc("a", [], uid="1"))
+    checker.on_service("ADDED", svc("gone", ["203.0.113.9"], uid="2"))
+    assert checker.unconverged() == ["chaos/a"]
+    corrected = checker.relist([svc("a", ["203.0.113.1"], uid="1"), svc("b", ["203.0.113.2"], uid="3")])
+    assert corrected == ["chaos/a", "chaos/b", "chaos/gone"]
+    assert checker.unconverged() == [] and sorted(checker.allocated()) == ["203.0.113.1", "203.0.113.2"]
+    assert [key for key, _, _ in checker.deleted] == ["chaos/gone"]  # its IP is then checked on the wire
+    assert invariants(checker) == []

@@ -269,18 +269,40 @@ class Chaos:
             time.sleep(0.1)
         return time.monotonic() - began
 
-    def _converge(self, timeout: float, what: str, among: list[str] | None = None) -> float:
-        began = time.monotonic()
+    def _converge(
+        self, timeout: float, what: str, among: list[str] | None = None, fresh: bool = False
+    ) -> float:
+        """Wait until the Services (``among``, or all) have an IP or a Warning. ``fresh``: also read them
+        from the API server every few seconds, not only through the checker's watches, which may lag."""
+        began, next_read = time.monotonic(), time.monotonic()
         while (waiting := self.checker.unconverged(among)) and time.monotonic() - began < timeout:
+            if fresh and time.monotonic() >= next_read:
+                self.read_fresh()
+                next_read = time.monotonic() + 5
+                continue
             time.sleep(0.2)
         if waiting:
             log(f"{len(waiting)} Services still without an IP or a Warning {what}: {waiting[:5]}")
         return time.monotonic() - began
 
     # ---------------------------------------------------------------------------------------- the end
+    def read_fresh(self) -> None:
+        """Feed the checker a fresh list of the Services and Warning events, as an informer's re-list does:
+        the final verdicts are about the cluster as it is, not about a watch that may lag. (A 10-minute run
+        once saw the checker's own Service watch stay silent for a minute after a burst of writes while the
+        speakers' watches had every change; what the fresh list corrects is logged.)"""
+        services = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}/services")["items"]
+        events = self.kube.get(f"/api/v1/namespaces/{NAMESPACE}/events", {"fieldSelector": "type=Warning"})
+        corrected = self.checker.relist(services)
+        for event in events["items"]:
+            self.checker.on_event("ADDED", event)
+        if corrected:
+            log(f"a fresh list corrected the checker's view of {len(corrected)} Services: {corrected[:5]}")
+
     def final_checks(self) -> None:
         """After the faults and the churn stopped: convergence (3), then the wire (4)."""
-        took = self._converge(CONVERGE_SECONDS * 2, "at the end")
+        took = self._converge(CONVERGE_SECONDS * 2, "at the end", fresh=True)
+        self.read_fresh()
         self.report.final_convergence_seconds = round(took, 2)
         if took > CONVERGE_SECONDS or self.checker.unconverged():
             self.checker.record(3, f"{took:.1f} s to converge at the end: {self.checker.unconverged()[:5]}")

@@ -102,6 +102,24 @@ class InvariantChecker:
                 if len(holders) > 1 and (None in sharing or len(sharing) > 1):
                     self._violate(1, f"{ip} is held by {sorted(holders)}")
 
+    def relist(self, services: list[Json]) -> list[str]:
+        """The Services as a fresh list shows them (what is gone is deleted); returns those whose IPs or
+        presence the checker had wrong."""
+        listed = {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in services}
+        with self.lock:
+            known = {key: seen.ips for key, seen in self.services.items()}
+        corrected = sorted(
+            [key for key in known if key not in listed]
+            + [key for key, body in listed.items() if known.get(key) != ips_of(body)]
+        )
+        for key in known:
+            if key not in listed:
+                namespace, name = key.split("/", 1)
+                self.on_service("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+        for body in listed.values():
+            self.on_service("MODIFIED", body)
+        return corrected
+
     def on_event(self, kind: str, event: Json) -> None:
         involved = event.get("involvedObject") or {}
         if kind == "DELETED" or event.get("type") != "Warning" or involved.get("kind") != "Service":
