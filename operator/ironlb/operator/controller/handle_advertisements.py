@@ -22,6 +22,7 @@ log = logging.getLogger("ironlb.operator")
 class AdvertisementHandler:
     def __init__(self, state: OperatorState) -> None:
         self.state = state
+        self._password_error = ""
 
     def set_advertisement(self, body: Body, deleted: bool) -> None:
         state, key = self.state, (body["kind"], body["metadata"]["name"])
@@ -77,9 +78,12 @@ class AdvertisementHandler:
         path = f"/api/v1/namespaces/{state.namespace}/secrets/{PASSWORDS_SECRET}"
         try:
             await asyncio.to_thread(state.kube.apply, path, passwords_secret(data, state.namespace))
-        except ApiError as error:
-            log.warning("Secret %s: %s", PASSWORDS_SECRET, error)  # (never the data) retried next flush
+        except ApiError as error:  # retried at the next flush; said once per kind of error (never the data)
+            if str(error) != self._password_error:
+                log.warning("Secret %s: %s", PASSWORDS_SECRET, error)
+            self._password_error = str(error)
             return
+        self._password_error = ""
         state.passwords_written = data
         log.info("Secret %s holds the passwords of %d BGPPeers", PASSWORDS_SECRET, len(data))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import select
 import socket
 import struct
@@ -18,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+log = logging.getLogger("ironlb.speaker.l2")
 _HEADER = struct.Struct("!QdBH")  # sequence, sender's wall clock, leaving flag, length of the node name
 MAC_SIZE = 32
 MAX_CLOCK_SKEW = 5.0  # seconds a heartbeat's timestamp may differ from ours (replay window)
@@ -150,15 +152,23 @@ class HeartbeatLoop:
             self._thread.join(1.0)
 
     def _run(self) -> None:
+        """Never ends before ``stop``: a thread that died would make this node look dead to its peers."""
         next_send = time.monotonic()
         while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_send:
-                with self._lock:
-                    peers = list(self._peers)
-                self.sock.send(peers)
-                next_send = now + self.interval
-            ready, _, _ = select.select([self.sock.sock], [], [], max(0.0, next_send - time.monotonic()))
-            if ready:
-                with self._lock:
-                    self.sock.receive_all(self.membership)
+            try:
+                now = time.monotonic()
+                if now >= next_send:
+                    with self._lock:
+                        peers = list(self._peers)
+                    self.sock.send(peers)
+                    next_send = now + self.interval
+                wait = max(0.0, next_send - time.monotonic())
+                ready, _, _ = select.select([self.sock.sock], [], [], wait)
+                if ready:
+                    with self._lock:
+                        self.sock.receive_all(self.membership)
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("heartbeats")
+                time.sleep(self.interval)

@@ -78,7 +78,7 @@ class L2Responder:
         self._groups: dict[bytes, int] = {}  # multicast MAC -> owned IPv6 addresses using it
         self.replies = 0
         self.limiter = ReplyLimiter()
-        self.unfiltered = False  # the kernel refused an exact filter: every request comes to us
+        self._said_unfiltered = False  # the kernel refused an exact filter once (warned once)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.arp, selectors.EVENT_READ, self._arp_answer)
         self._selector.register(self.ndp, selectors.EVENT_READ, self._ndp_answer)
@@ -124,13 +124,13 @@ class L2Responder:
             try:
                 _attach_filter(sock, exact)
             except OSError as error:  # e.g. ENOMEM: net.core.optmem_max is small on this node
-                if not self.unfiltered:
+                if not self._said_unfiltered:
                     log.warning(
                         "interface %s: exact request filter refused (%s); reading every request",
                         self.interface,
                         error,
                     )
-                self.unfiltered = True
+                self._said_unfiltered = True
                 _attach_filter(sock, everything)
 
     def announce(self, address: IPAddress) -> None:
