@@ -29,4 +29,4 @@ def test_the_speaker_reads_what_the_operator_writes_and_keeps_the_last_good_sett
     path.write_text(speaker_settings_configmap(SpeakerSettings(log_level="error"))["data"]["settings.json"])
     assert settings.reload()
     assert settings.current == SpeakerSettings(log_level="error")
-    assert settings.current.heartbeat_port == 7946  # the default again: the operator's model decides it
+    assert settings.current.heartbeat_port == 7476  # the default again: the operator's model decides it

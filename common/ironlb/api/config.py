@@ -46,10 +46,11 @@ class SpeakerSettings(ApiModel):
         "Picked up live.",
     )
     heartbeat_port: int = Field(
-        default=7946,
+        default=7476,  # not 7946: MetalLB's memberlist port, so both can run side by side while migrating
         ge=1,
         le=65535,
-        description="UDP port speakers use to watch each other; restarts speakers.",
+        description="UDP port speakers use to watch each other (not MetalLB's memberlist port 7946, so both "
+        "can run side by side while migrating); restarts speakers.",
     )
     metrics_port: int = Field(default=7473, ge=1, le=65535, description="Prometheus port; restarts speakers.")
 
