@@ -62,10 +62,25 @@ def lab() -> Iterator[LabNetwork]:
         yield network
 
 
+def _ask_from_client(lab: LabNetwork, targets: list[str]) -> None:
+    """One request per target from the client's eth0: ARP, or a Neighbor Solicitation for an IPv6 one."""
+    client = lab.client
+    with client.inside():
+        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        sender.bind(("eth0", 0))
+        mac = bytes.fromhex(client.mac().replace(":", ""))
+        for target in targets:
+            v6 = ":" in target
+            sender.send(
+                solicitation(mac, str(client.v6), target) if v6 else request(mac, str(client.v4), target)
+            )
+        sender.close()
+
+
 def _delivered(lab: LabNetwork, family: int, owned: list[str], asked: list[str]) -> set[str]:
     """Open the responder's socket on node1 with the filter for ``owned``; ask for each of ``asked`` from
     the client; the targets whose requests reached the socket."""
-    node, client = lab.node(1), lab.client
+    node = lab.node(1)
     with node.inside():
         if family == 4:
             sock = _open("eth0", ETH_P_ARP, arp_requests([ipaddress.IPv4Address(a) for a in owned]))
@@ -74,18 +89,7 @@ def _delivered(lab: LabNetwork, family: int, owned: list[str], asked: list[str])
                 "eth0", ETH_P_IPV6, neighbor_solicitations([ipaddress.IPv6Address(a) for a in owned])
             )
     try:
-        with client.inside():
-            sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            sender.bind(("eth0", 0))
-            mac = bytes.fromhex(client.mac().replace(":", ""))
-            for target in asked:
-                frame = (
-                    request(mac, str(client.v4), target)
-                    if family == 4
-                    else solicitation(mac, str(client.v6), target)
-                )
-                sender.send(frame)
-            sender.close()
+        _ask_from_client(lab, asked)
         time.sleep(0.3)
         seen: set[str] = set()
         while True:
@@ -136,17 +140,6 @@ def test_the_largest_filter_replaces_another_on_a_live_socket() -> None:
 # --- the responder and the heartbeats under load, in the lab ----------------------------------------------
 
 
-def _requests_from_client(lab: LabNetwork, target: str, count: int) -> None:
-    client = lab.client
-    with client.inside():
-        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        sender.bind(("eth0", 0))
-        frame = request(bytes.fromhex(client.mac().replace(":", "")), str(client.v4), target)
-        for _ in range(count):
-            sender.send(frame)
-        sender.close()
-
-
 def test_one_wake_up_reads_a_bounded_number_of_frames(lab: LabNetwork) -> None:
     """A flood used to keep the drain loop reading for as long as frames kept coming: nothing else ran."""
     with lab.node(1).inside():
@@ -154,7 +147,7 @@ def test_one_wake_up_reads_a_bounded_number_of_frames(lab: LabNetwork) -> None:
     try:
         responder.limiter = ReplyLimiter(rate=1e6, burst=1e6)  # count reads here, not the limiter
         responder.set_owned([ipaddress.IPv4Address("203.0.113.30")])
-        _requests_from_client(lab, "203.0.113.30", 300)
+        _ask_from_client(lab, ["203.0.113.30"] * 300)
         time.sleep(0.3)
         responder.drain(responder.arp)
         assert responder.replies == BUDGET
@@ -170,7 +163,7 @@ def test_one_requester_gets_a_bounded_number_of_answers(lab: LabNetwork) -> None
     try:
         responder.set_owned([ipaddress.IPv4Address("203.0.113.31")])
         began = time.monotonic()
-        _requests_from_client(lab, "203.0.113.31", 2000)
+        _ask_from_client(lab, ["203.0.113.31"] * 2000)
         responder.answer_for(0.5)
         took = time.monotonic() - began
         limiter = responder.limiter

@@ -158,17 +158,13 @@ def test_a_forged_status_is_taken_back_never_adopted_and_never_announced(tenancy
     tenancy.tenant_service("forger")
     tenancy.cluster.wait_event(tenancy.team_b, "forger", "NoMatchingPool")
     forged = {"status": {"loadBalancer": {"ingress": [{"ip": GATEWAY}, {"ip": str(TEAM_A_POOL[2])}]}}}
-    tenancy.as_tenant(
-        "patch",
-        "service",
-        "forger",
-        "-n",
-        tenancy.team_b,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(forged),
-    )
+
+    def forge() -> None:
+        """The tenant writes the status itself (it may patch services/status in its namespace)."""
+        patch = ("--subresource=status", "--type=merge", "-p", json.dumps(forged))
+        tenancy.as_tenant("patch", "service", "forger", "-n", tenancy.team_b, *patch)
+
+    forge()
     message = str(tenancy.cluster.wait_event(tenancy.team_b, "forger", "ForeignIP")["message"])
     assert GATEWAY in message
     wait_until(
@@ -177,17 +173,7 @@ def test_a_forged_status_is_taken_back_never_adopted_and_never_announced(tenancy
     # the leader changes while the forgery stands: the new one must not adopt it
     operator = tenancy.lab.operator
     operator.stop()
-    tenancy.as_tenant(
-        "patch",
-        "service",
-        "forger",
-        "-n",
-        tenancy.team_b,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(forged),
-    )
+    forge()
     operator.start()
     wait_until(
         lambda: tenancy.cluster.ingress(tenancy.team_b, "forger") == [], 20, "the forged status cleared"
