@@ -57,6 +57,17 @@ def test_a_change_after_a_snapshot_has_a_newer_version_than_that_snapshot() -> N
     assert "web/a" not in before.endpoints and "web/a" in after.endpoints
 
 
+def test_an_endpointslice_rewritten_with_the_same_ready_nodes_is_no_change() -> None:
+    """Pod churn rewrites EndpointSlices all the time; a new version costs the loop a pass over every IP."""
+    state = State()
+    state.on_endpointslice("ADDED", endpointslice("a-1", "a", ["node1"]))
+    version = state.snapshot().version
+    state.on_endpointslice("MODIFIED", endpointslice("a-1", "a", ["node1"]))
+    assert state.snapshot().version == version
+    state.on_endpointslice("MODIFIED", endpointslice("a-1", "a", ["node1", "node2"]))
+    assert state.snapshot().version > version
+
+
 def published(name: str, key: str, payload: str) -> dict[str, object]:
     return {"metadata": {"name": name, "resourceVersion": "9"}, "data": {key: payload}}
 

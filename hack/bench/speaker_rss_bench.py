@@ -1,5 +1,5 @@
-"""Benchmark: resident memory of the full speaker (`ironlb-speaker run`, the DaemonSet's pod as the lab runs
-it) idle and once it answers for COUNT Service IPs.
+"""Benchmark: resident memory and idle CPU of the full speaker (`ironlb-speaker run`, the DaemonSet's pod
+as the lab runs it) idle and once it answers for COUNT Service IPs.
 Run: hack/bench/run.sh speaker_rss_bench [count]   (default 1000; needs root for network namespaces)
 
 One lab node, so its speaker owns every IP. The Services are IPv6 single-stack without NodePorts: the
@@ -8,6 +8,7 @@ documentation IPv4 ranges are /24s, too small for 1,000 ClusterIPs or load-balan
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import sys
@@ -24,7 +25,13 @@ from bench.stats import hwm_mib, rss_mib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
-POOL = "2001:db8:300::/118"  # 1,024 addresses
+IDLE_SECONDS = 60  # CPU is sampled over this long once every IP is announced and reported
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (/proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(count: int) -> None:
@@ -33,7 +40,7 @@ def main(count: int) -> None:
         plane.install_crds(REPO_ROOT / "crds")
         kube = KubeClient.from_environment(str(plane.kubeconfig))
         with L2Lab(plane, workdir, nodes=1) as lab:
-            plane.announce_pool("rss", POOL)
+            plane.announce_pool("rss", "2001:db8:300::/118" if count <= 1000 else "2001:db8:300::/112")
             kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
             node = lab.lab.node(1)
             pod = lab.speaker(node.role)
@@ -58,7 +65,13 @@ def main(count: int) -> None:
                     raise TimeoutError(f"the speaker announces {owned} of {count} IPs")
                 time.sleep(0.5)
             print(f"{count} Services created and announced in {time.monotonic() - began:.1f} s", flush=True)
-            time.sleep(10)  # the takeover reports (Service annotation + Event per IP) are done
+            reports = f"/apis/ironlb.io/v1beta1/namespaces/{lab.namespace}/servicel2statuses"
+            while (written := len(kube.get(reports).get("items", []))) < count:  # each takeover's report
+                if time.monotonic() - began > 1200:
+                    raise TimeoutError(f"the speaker reported {written} of {count} takeovers")
+                time.sleep(2)
+            print(f"... and reported (one ServiceL2Status each) in {time.monotonic() - began:.1f} s")
+            time.sleep(10)  # the last Events
             sample = random.Random(1).sample(range(1, count + 1), 20)
             answered = sum(lab.ndp(f"2001:db8:300::{n:x}") == node.mac() for n in sample)
             print(f"NDP from the client: {answered} of 20 sampled IPs answered by node1")
@@ -66,6 +79,10 @@ def main(count: int) -> None:
                 f"speaker RSS with {owned} owned IPs: {rss_mib(pid):.1f} MiB (peak {hwm_mib(pid):.1f} MiB)",
                 flush=True,
             )
+            used = cpu_seconds(pid)
+            time.sleep(IDLE_SECONDS)
+            idle = (cpu_seconds(pid) - used) / IDLE_SECONDS
+            print(f"speaker CPU idle with {owned} owned IPs over {IDLE_SECONDS} s: {idle:.2%} of one core")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ class L2Lab:
     nodes: int = 2
     operator_as_pod: bool = False  # install from deploy/ironlb.yaml: the operator's Deployment runs as pods
     faults: bool = False  # each node and pod namespace reaches the API server through a FaultProxy of its own
+    cpu_limited: bool = False  # each pod's CFS quota is its CPU request (a cgroup v1 cpu cgroup per pod)
     lab: LabNetwork = field(init=False)
+    last_kill: float = field(default=0.0, init=False)  # wall-clock time of the last kill_speaker
 
     def __post_init__(self) -> None:
         self.lab = LabNetwork(nodes=self.nodes)
@@ -60,7 +62,12 @@ class L2Lab:
                 register_node(self.plane, node.role, str(node.v4))
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir, faults=self.faults).start()
             self.runner = LabPodRunner(
-                self.lab, self.plane, self.workdir, self.bridge, frozenset({self.namespace})
+                self.lab,
+                self.plane,
+                self.workdir,
+                self.bridge,
+                frozenset({self.namespace}),
+                cpu_limit_from_requests=self.cpu_limited,
             ).start()
             # the pools' addresses are on the LAN: the client and the router reach them on-link
             for host in (self.lab.client, self.lab.router):
@@ -159,6 +166,7 @@ class L2Lab:
         pod = self.speaker(role)
         if pod is None or pod.process is None:
             raise RuntimeError(f"no speaker runs on {role}")
+        self.last_kill = time.time()
         os.killpg(pod.process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
         pod.process.wait(timeout=15)
 
@@ -230,10 +238,13 @@ class L2Lab:
             raise RuntimeError("the ARP watcher did not start")
         return watch
 
-    def failover(self, ip: str, victim: str, survivor_mac: str, graceful: bool = False) -> float:
+    def failover(
+        self, ip: str, victim: str, survivor_mac: str, graceful: bool = False, window: float = 3
+    ) -> float:
         """Stop the victim's speaker (kill -9, or SIGTERM when ``graceful``); seconds until the client first
-        hears the survivor answer ARP (NDP for an IPv6 ``ip``)."""
-        watch = self.watch_arp(ip, 3)
+        hears the survivor answer ARP (NDP for an IPv6 ``ip``). StopIteration when it does not within
+        ``window`` seconds of the watch starting."""
+        watch = self.watch_arp(ip, window)
         time.sleep(0.3)
         killed = time.time()
         self.kill_speaker(victim, graceful)

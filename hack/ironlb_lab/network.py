@@ -52,7 +52,8 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process exists (left-overs of a lab are removed only once their owner is gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,7 +72,7 @@ def remove_stale_namespaces() -> list[str]:
     for line in ip("netns", "list").stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         match = _OWNED.match(name)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             ip("netns", "delete", name, check=False)
             removed.append(name)
     return removed
@@ -232,8 +233,9 @@ class LabNetwork:
 
     @staticmethod
     def switch_port(role: str) -> str:
-        """The bridge port a LAN host's cable is plugged into (the switch's end of its veth)."""
-        return role[:1] + role[-1] if role.startswith("node") else role[:2]
+        """The bridge port a LAN host's cable is plugged into (the switch's end of its veth): ``n1`` ...
+        ``n10`` ... for the nodes (one port per node whatever their number), ``cl``, ``ro``."""
+        return "n" + role.removeprefix("node") if role.startswith("node") else role[:2]
 
     def unplug(self, role: str) -> None:
         """Pull the host's cable at the switch: it loses carrier but keeps its addresses and routes, as a

@@ -10,7 +10,9 @@ TokenRequest API: RBAC applies as in a cluster), and its securityContext applied
 (capabilities, user, no new privileges). The readiness probe (httpGet) is checked inside the pod's
 network namespace and the pod's status written back (Running, Ready, restarts). A pod being deleted gets
 SIGTERM, then SIGKILL after its grace period, and is then removed, as a kubelet does; a process that exits
-is restarted after ``restart_delay`` (kubelet's first CrashLoopBackOff step is 10 s).
+is restarted after ``restart_delay`` (kubelet's first CrashLoopBackOff step is 10 s). With
+``cpu_limit_from_requests``, each pod's processes run in a cpu cgroup of their own whose CFS quota is the
+container's CPU request (``cpulimit``): a pod gets no more CPU than a cluster reserves for it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ironlb.api.kube import ApiError, KubeClient
 
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
+from .cpulimit import CpuCgroups
 from .network import Host, LabNetwork, ip
 
 log = logging.getLogger("ironlb_lab.podrunner")
@@ -134,6 +137,7 @@ class RunningPod:
     started_at: float = 0.0
     next_liveness: float = 0.0
     liveness_failures: int = 0
+    cgroup: Path | None = None  # the cpu cgroup its processes run in (``cpu_limit_from_requests``)
 
 
 @dataclass
@@ -145,6 +149,7 @@ class LabPodRunner:
     namespaces: frozenset[str] = frozenset()  # run only pods of these namespaces (labs may share a plane)
     restart_delay: float = 10.0
     pods: dict[str, RunningPod] = field(default_factory=dict)
+    cpu_limit_from_requests: bool = False  # CFS quota = the container's CPU request (a cgroup per pod)
 
     def __post_init__(self) -> None:
         self.kube = KubeClient.from_environment(str(self.plane.kubeconfig))
@@ -152,6 +157,7 @@ class LabPodRunner:
         self.lock = threading.Lock()
         self._isolated = 0
         self._bridges: dict[str, subprocess.Popen[bytes]] = {}  # isolated namespace -> its API bridge
+        self.cgroups = CpuCgroups() if self.cpu_limit_from_requests else None
 
     # ---------------------------------------------------------------------------------------- lifecycle
     def start(self) -> LabPodRunner:
@@ -167,7 +173,9 @@ class LabPodRunner:
         with self.lock:
             for pod in self.pods.values():
                 self._terminate(pod, grace=5)
-                self._remove_namespace(pod)
+                self._release(pod)
+        if self.cgroups is not None:
+            self.cgroups.close()
 
     def process_of(self, node_role: str, prefix: str) -> RunningPod | None:
         """The running pod named ``prefix``... on a node (e.g. the speaker of node2)."""
@@ -201,13 +209,13 @@ class LabPodRunner:
             running = self.pods.get(key)
             if running is not None and running.uid != metadata.get("uid"):
                 self._terminate(running, grace=0)
-                self._remove_namespace(running)
+                self._release(running)
                 self.pods.pop(key)
                 running = None
             if kind == "DELETED":
                 if running is not None:
                     self._terminate(running, grace=0)
-                    self._remove_namespace(running)
+                    self._release(running)
                     self.pods.pop(key)
                 return
             if metadata.get("deletionTimestamp"):
@@ -265,11 +273,21 @@ class LabPodRunner:
             container=container["name"],
             configmaps=configmaps,
         )
+        cpu = ((container.get("resources") or {}).get("requests") or {}).get("cpu")
+        if self.cgroups is not None and cpu is not None:
+            running.cgroup = self.cgroups.limit(key, str(cpu))
         self._launch(running)
         return running
 
     def _launch(self, pod: RunningPod) -> None:
         pod.process = self.lab.spawn(pod.host, pod.argv, pod.directory / "container.log", env=pod.env)
+        if pod.cgroup is not None:  # `ip netns exec` and setpriv exec the entry point: one PID throughout
+            try:
+                CpuCgroups.attach(pod.cgroup, pod.process.pid)
+            except OSError as error:  # it exited already: reported, and restarted, as any exited container
+                log.warning(
+                    "pod %s: cannot move pid %d into %s: %s", pod.key, pod.process.pid, pod.cgroup, error
+                )
         pod.exited_at, pod.ready = None, False
         pod.started_at = time.monotonic()
         pod.next_liveness = pod.started_at + float((pod.liveness or {}).get("initialDelaySeconds", 0))
@@ -508,7 +526,13 @@ class LabPodRunner:
         with self.lock:
             if self.pods.get(pod.key) is pod:
                 self.pods.pop(pod.key)
+        self._release(pod)
+
+    def _release(self, pod: RunningPod) -> None:
+        """What a terminated pod leaves behind: its network namespace (isolated pods) and its cpu cgroup."""
         self._remove_namespace(pod)
+        if pod.cgroup is not None and self.cgroups is not None:
+            self.cgroups.remove(pod.cgroup)
 
     def _remove_namespace(self, pod: RunningPod) -> None:
         """An isolated pod's namespace goes with its bridge process (a live process would keep it)."""

@@ -106,7 +106,7 @@ def run(
                     apply_log_level(settings.current)
                     l2.settings_changed(now)
             l2.answer_for(tick)
-        l2.leave(state.snapshot().config.node_addresses)
+        l2.leave()
     finally:
         bgp.stop()  # withdraw routes and close sessions: routers drop this next hop at once
         l2.close()

@@ -46,6 +46,7 @@ class State:
     config: SpeakerGlobalConfig = field(default_factory=SpeakerGlobalConfig)
     shards: dict[str, tuple[ServiceAnnouncement, ...]] = field(default_factory=dict)
     slices: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # slice -> (service, nodes)
+    _slices_of: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # service -> its slices
     lock: threading.Lock = field(default_factory=threading.Lock)
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # BGP passwords' Secrets
     services: dict[str, frozenset[str]] = field(default_factory=dict)  # Service -> the IPs its status shows
@@ -115,16 +116,31 @@ class State:
         key = f"{metadata['namespace']}/{metadata['name']}"
         service = (metadata.get("labels") or {}).get(SERVICE_NAME_LABEL)
         with self.lock:
-            self.version += 1
-            if kind == "DELETED" or service is None:
-                self.slices.pop(key, None)
-                return
-            ready = frozenset(
-                endpoint["nodeName"]
-                for endpoint in body.get("endpoints") or []
-                if endpoint.get("nodeName") and _ready(endpoint)
-            )
-            self.slices[key] = (f"{metadata['namespace']}/{service}", ready)
+            before = self.slices.pop(key, None)
+            if before is not None:
+                self._slices_of[before[0]].pop(key, None)
+            changed = {before[0]} if before is not None else set()
+            old = {name: self._ready_nodes(name) for name in changed}
+            if kind != "DELETED" and service is not None:
+                ready = frozenset(
+                    endpoint["nodeName"]
+                    for endpoint in body.get("endpoints") or []
+                    if endpoint.get("nodeName") and _ready(endpoint)
+                )
+                owner = f"{metadata['namespace']}/{service}"
+                if owner not in old:
+                    old[owner] = self._ready_nodes(owner)
+                self.slices[key] = (owner, ready)
+                self._slices_of.setdefault(owner, {})[key] = ready
+            if before is not None:
+                old[before[0]] |= before[1]
+            # only a change in the nodes with a ready endpoint is news: pod churn that moves no node, or an
+            # empty slice created, changes nothing the loop decides from (and a new version costs it a pass)
+            if any(self._ready_nodes(name) != nodes for name, nodes in old.items()):
+                self.version += 1
+
+    def _ready_nodes(self, service: str) -> frozenset[str]:
+        return frozenset().union(*self._slices_of.get(service, {}).values())
 
     def on_service(self, kind: str, body: dict[str, Any]) -> None:
         metadata = body["metadata"]

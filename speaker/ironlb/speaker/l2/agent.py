@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
+from ironlb.api.contract import L2Advertising
 from ironlb.api.kube import KubeClient
 from prometheus_client import Counter, Gauge
 
 from ..settings import SettingsFile
 from ..state import Snapshot
-from .heartbeat import HeartbeatLoop, HeartbeatSocket, Membership
+from .heartbeat import HeartbeatLoop, HeartbeatSocket, boot_id
 from .link import LinkWatch
-from .ownership import answering_interfaces, l2_owned
+from .membership import Membership
+from .owners import OwnerIndex
+from .ownership import answering_interfaces, l2_eligible, owned_ips
 from .report import AnnouncementReporter
 from .responder import IPAddress
 from .responders import Responders
@@ -56,31 +60,66 @@ class L2Agent:
         self.node, self.primary, self.settings = node, primary, settings
         self.responders = Responders()
         self.responders.get(primary)
-        members = Membership(node, timeout=max(0.3, 6 * tick))
-        sock = HeartbeatSocket(key, node, settings.current.heartbeat_port)
-        self.heartbeats = HeartbeatLoop(sock, members, interval=tick).start()
+        members = Membership(node, boot_id(), interval=tick, timeout=max(0.3, 6 * tick))
+        sock = HeartbeatSocket(settings.current.heartbeat_port)
+        self.heartbeats = HeartbeatLoop(sock, members, key).start()
         self.link = LinkWatch(primary, hold_down=members.timeout)
         self.next_refresh = now + settings.current.gratuitous_refresh_seconds
         self.announced: dict[IPAddress, str] = {}
+        self.owners = OwnerIndex()
+        self._seen: tuple[int, int, bool] | None = None  # (snapshot, membership, link usable) applied
+        self._muted = False  # answering nothing after a stall of the heartbeat loop (see answer_for)
+        self._doubted = 0
+        self._reassert_at: float | None = None
+        self._interfaces: dict[IPAddress, frozenset[str]] = {}
+        self._snapshot_version = -1
+        self._applied_l2: tuple[L2Advertising, ...] | None = None
         self._limited = 0
         self.reporter = AnnouncementReporter(kube, node, namespace, uid_of, stop)
 
     def step(self, snapshot: Snapshot, now: float) -> None:
-        """Answer for exactly the IPs this node wins now (heartbeats come and go on their own thread)."""
-        node, config, announcements = self.node, snapshot.config, snapshot.announcements
-        self.heartbeats.set_peers(
-            [address for name, address in config.node_addresses.items() if name != node]
-        )
-        owned = (
-            l2_owned(node, config, announcements, snapshot.endpoints, self.heartbeats.alive(now))
-            if self.link.usable(now)
-            else {}
-        )
-        by_service = {a.service: a for a in announcements}
+        """Answer for exactly the IPs this node wins now (heartbeats come and go on their own thread). Only
+        what changed is re-elected; a tick with nothing changed costs nothing per IP."""
+        if snapshot.version != self._snapshot_version:
+            self._snapshot_version = snapshot.version
+            self.heartbeats.set_peers(snapshot.config.node_addresses)
+            self.owners.set_eligible(l2_eligible(snapshot.config, snapshot.announcements, snapshot.endpoints))
+        membership, alive = self.heartbeats.alive()
+        usable = self.link.usable(now)
+        if (snapshot.version, membership, usable) != self._seen:
+            self._seen = (snapshot.version, membership, usable)
+            self.owners.set_alive(alive)
+            self._apply(snapshot, owned_ips(self.owners.owned_by(self.node)) if usable else {})
+        self._count_unanswered()
+        doubted = self.heartbeats.doubted()
+        if doubted != self._doubted:  # peers held this node dead: once they have handed back, claim again
+            self._doubted, self._reassert_at = doubted, now + self.heartbeats.membership.timeout * 2
+        if self._reassert_at is not None and now >= self._reassert_at:
+            self._reassert_at = None
+            self._reassert()
+        muted = not self.heartbeats.may_claim(now)
+        refresh = self.settings.current.gratuitous_refresh_seconds
+        if (self._muted and not muted) or (refresh and now >= self.next_refresh):
+            # after a stall, peers may have taken this node's IPs and given them back: clients must
+            # learn again where they are; and switches whose tables aged out relearn the port
+            for responder, address in self.responders.owned():
+                responder.announce(address)
+            self.next_refresh = now + refresh
+        self._muted = muted
+
+    def _apply(self, snapshot: Snapshot, owned: dict[IPAddress, str]) -> None:
+        """Answer for ``owned`` from now on: announce what is new, release what is gone. Nothing to do
+        when the owned IPs and the advertisements (their interfaces) are those already applied."""
+        node, config = self.node, snapshot.config
+        if owned == self.announced and config.l2 == self._applied_l2:
+            return
+        self._applied_l2 = config.l2
+        by_service = {a.service: a for a in snapshot.announcements}
         interfaces = {
             address: answering_interfaces(node, config, by_service[service], self.primary)
             for address, service in owned.items()
         }
+        self._interfaces = interfaces
         for responder, address in self.responders.set_owned(interfaces):
             responder.announce(address)
             if self.announced.get(address) != owned[address]:
@@ -92,15 +131,19 @@ class L2Agent:
                 ANNOUNCING.remove(service, str(address), node)
                 self.reporter.released(service, address)
         for address, service in owned.items():
-            ANNOUNCING.labels(service, str(address), node).set(1)
+            if self.announced.get(address) != service:
+                ANNOUNCING.labels(service, str(address), node).set(1)
         self.announced = dict(owned)
         OWNED.labels(node=node).set(len(owned))
-        self._count_unanswered()
-        refresh = self.settings.current.gratuitous_refresh_seconds
-        if refresh and now >= self.next_refresh:
-            for responder, address in self.responders.owned():
-                responder.announce(address)  # switches whose tables aged out relearn the port
-            self.next_refresh = now + refresh
+
+    def _reassert(self) -> None:
+        """Announce every owned IP and report it again: a peer that took it over while this node was held
+        dead has deleted its report (or will not, its delete being conditional on naming itself)."""
+        for responder, address in self.responders.owned():
+            responder.announce(address)
+            service = self.announced.get(address)
+            if service is not None:
+                self.reporter.answering(service, address, tuple(sorted(self._interfaces.get(address, ()))))
 
     def _count_unanswered(self) -> None:
         limited = sum(r.limiter.limited for r in self.responders.by_interface.values())
@@ -112,11 +155,13 @@ class L2Agent:
         self.next_refresh = now + self.settings.current.gratuitous_refresh_seconds
 
     def answer_for(self, seconds: float) -> None:
-        self.responders.answer_for(seconds)
+        """Answer ARP/NDP meanwhile, but not once this node's loop has stalled long enough for its peers
+        to take over: a late answer would contradict the new owner's."""
+        self.responders.answer_for(seconds, lambda: self.heartbeats.may_claim(time.monotonic()))
 
-    def leave(self, node_addresses: dict[str, str]) -> None:
+    def leave(self) -> None:
         """A graceful stop: tell the peers first, so new owners take over without waiting for a timeout."""
-        self.heartbeats.leave([a for name, a in node_addresses.items() if name != self.node])
+        self.heartbeats.leave()
 
     def close(self) -> None:
         self.heartbeats.stop()

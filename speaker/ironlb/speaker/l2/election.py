@@ -11,7 +11,8 @@ import hashlib
 from collections.abc import Iterable
 
 
-def _weight(node: str, ip: str) -> bytes:
+def weight(node: str, ip: str) -> bytes:
+    """A node's weight for an IP. Never change it: speakers of two versions must elect the same owner."""
     return hashlib.sha256(f"{node}\0{ip}".encode()).digest()
 
 
@@ -21,4 +22,4 @@ def owner(ip: str, eligible: Iterable[str], alive: Iterable[str] | None = None) 
     candidates = [node for node in eligible if live is None or node in live]
     if not candidates:
         return None
-    return max(candidates, key=lambda node: (_weight(node, ip), node))
+    return max(candidates, key=lambda node: (weight(node, ip), node))

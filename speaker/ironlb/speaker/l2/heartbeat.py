@@ -1,127 +1,81 @@
-"""Speakers watch each other directly with authenticated UDP heartbeats, so a dead owner is replaced in well
-under a second without waiting for the API server (node leases take 40 s).
-
-Each speaker sends ``node|sequence|time`` signed with HMAC-SHA256 (key from a Secret shared by the
-speakers) to every other node every ``interval``; a node is alive while its last valid heartbeat is younger
-than ``timeout``. Forged, replayed or stale messages are ignored. ``Membership`` is pure; the socket code
-only moves bytes.
+"""Speakers watch each other directly, so a dead owner is replaced in well under a second without waiting for
+the API server (node leases take 40 s). Who talks to whom, and what a message means, is ``membership`` (pure);
+this module only moves its messages over UDP, on a thread of its own.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import select
 import socket
-import struct
 import threading
 import time
-from dataclasses import dataclass, field
+import uuid
+from pathlib import Path
+
+from prometheus_client import Counter
+
+from .membership import Membership, Outgoing
+from .wire import decode, encode
 
 log = logging.getLogger("ironlb.speaker.l2")
-_HEADER = struct.Struct("!QdBH")  # sequence, sender's wall clock, leaving flag, length of the node name
-MAC_SIZE = 32
-MAX_CLOCK_SKEW = 5.0  # seconds a heartbeat's timestamp may differ from ours (replay window)
+STALLS = Counter(
+    "ironlb_speaker_heartbeat_stalls",
+    "Times this speaker's heartbeat loop did not run for long enough that peers may have taken over.",
+)
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
-def encode(key: bytes, node: str, sequence: int, sent_at: float, leaving: bool = False) -> bytes:
-    """A signed heartbeat; ``leaving`` says the sender is stopping, so peers take over at once."""
-    name = node.encode()
-    body = _HEADER.pack(sequence, sent_at, int(leaving), len(name)) + name
-    return body + hmac.new(key, body, hashlib.sha256).digest()
-
-
-def decode(key: bytes, message: bytes) -> tuple[str, int, float, bool] | None:
-    """(node, sequence, sent_at, leaving) of a genuine heartbeat, None for anything else."""
-    if len(message) < _HEADER.size + MAC_SIZE:
-        return None
-    body, mac = message[:-MAC_SIZE], message[-MAC_SIZE:]
-    if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
-        return None
-    sequence, sent_at, leaving, length = _HEADER.unpack_from(body)
-    if len(body) != _HEADER.size + length:
-        return None
-    return body[_HEADER.size :].decode(errors="replace"), sequence, sent_at, bool(leaving)
-
-
-@dataclass
-class Membership:
-    """Who is alive, from the heartbeats received (pure: time is passed in)."""
-
-    me: str
-    timeout: float = 0.3
-    _last_seen: dict[str, float] = field(default_factory=dict)
-    _last_sequence: dict[str, tuple[float, int]] = field(default_factory=dict)  # node -> (sent_at, sequence)
-
-    def receive(
-        self, node: str, sequence: int, sent_at: float, leaving: bool, now: float, wall_now: float
-    ) -> bool:
-        """Record a genuine heartbeat; False when it is a replay, out of order, or too far off in time.
-        A leaving heartbeat marks the node dead at once (a graceful stop hands over without a timeout)."""
-        if node == self.me or abs(wall_now - sent_at) > MAX_CLOCK_SKEW:
-            return False
-        previous = self._last_sequence.get(node)
-        if previous is not None and (sent_at, sequence) <= previous:
-            return False
-        self._last_sequence[node] = (sent_at, sequence)
-        if leaving:
-            self._last_seen.pop(node, None)
-        else:
-            self._last_seen[node] = now
-        return True
-
-    def alive(self, now: float) -> set[str]:
-        """Nodes heard from within ``timeout``, and always this node itself."""
-        return {self.me} | {node for node, seen in self._last_seen.items() if now - seen <= self.timeout}
+def boot_id() -> bytes:
+    """The kernel's boot id: with CLOCK_MONOTONIC, a stamp that only grows while this node runs."""
+    try:
+        return uuid.UUID(BOOT_ID.read_text().strip()).bytes
+    except (OSError, ValueError):
+        return uuid.uuid4().bytes  # no /proc: a restart then looks like a reboot to the peers
 
 
 class HeartbeatSocket:
-    """One UDP socket for sending and receiving heartbeats on the node network."""
+    """One UDP socket on the node network; datagrams in and out, nothing else."""
 
-    def __init__(self, key: bytes, node: str, port: int, bind: str = "::") -> None:
-        self.key, self.node, self.port = key, node, port
+    def __init__(self, port: int, bind: str = "::") -> None:
+        self.port = port
         self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 peers as mapped addresses
         self.sock.bind((bind, port))
         self.sock.setblocking(False)
-        self.sequence = 0
 
-    def send(self, peers: list[str], leaving: bool = False) -> None:
-        self.sequence += 1
-        message = encode(self.key, self.node, self.sequence, time.time(), leaving)
-        for address in peers:
+    def send(self, data: bytes, addresses: list[str]) -> None:
+        for address in addresses:
             target = f"::ffff:{address}" if ":" not in address else address
             try:
-                self.sock.sendto(message, (target, self.port))
+                self.sock.sendto(data, (target, self.port))
             except OSError:
-                continue  # an unreachable peer is simply not alive
+                continue  # an unreachable peer is simply not heard from
 
-    def receive_all(self, membership: Membership) -> None:
-        while True:
+    def receive_all(self, limit: int = 256) -> list[bytes]:
+        received: list[bytes] = []
+        while len(received) < limit:
             try:
-                message, _ = self.sock.recvfrom(512)
+                received.append(self.sock.recv(2048))
             except BlockingIOError:
-                return
+                break
             except OSError:  # an ICMP error queued on the socket, a link going down: next round
-                return
-            decoded = decode(self.key, message)
-            if decoded is not None:
-                membership.receive(*decoded, now=time.monotonic(), wall_now=time.time())
+                break
+        return received
 
     def close(self) -> None:
         self.sock.close()
 
 
 class HeartbeatLoop:
-    """Heartbeats on a thread of their own: sent every ``interval`` and read as they arrive, whatever the
-    responders are doing. A flood of ARP requests keeps the main loop busy; it must not make this node look
+    """Membership on a thread of its own: ticked every quarter of an interval and fed messages as they
+    arrive, whatever the responders or the API are doing. A busy main loop must not make this node look
     dead to its peers, nor its peers look dead to it (either would move IPs: a false takeover)."""
 
-    def __init__(self, sock: HeartbeatSocket, membership: Membership, interval: float) -> None:
-        self.sock, self.membership, self.interval = sock, membership, interval
+    def __init__(self, sock: HeartbeatSocket, membership: Membership, key: bytes) -> None:
+        self.sock, self.membership, self.key = sock, membership, key
         self._lock = threading.Lock()
-        self._peers: list[str] = []
+        self._addresses: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
 
@@ -129,18 +83,32 @@ class HeartbeatLoop:
         self._thread.start()
         return self
 
-    def set_peers(self, peers: list[str]) -> None:
+    def set_peers(self, addresses: dict[str, str]) -> None:
+        """Every node's address (from the published configuration)."""
         with self._lock:
-            self._peers = list(peers)
+            if addresses != self._addresses:
+                self._addresses = dict(addresses)
+                self.membership.configure(addresses)
 
-    def alive(self, now: float) -> set[str]:
+    def alive(self) -> tuple[int, frozenset[str]]:
+        """(version, live nodes): the version changes whenever the live nodes do."""
         with self._lock:
-            return self.membership.alive(now)
+            return self.membership.version, self.membership.alive()
 
-    def leave(self, peers: list[str]) -> None:
-        """A graceful stop: the loop ends, and a last heartbeat says so."""
+    def doubted(self) -> int:
+        """How many down reports on this node its peers have sent (each may have moved its IPs)."""
+        return self.membership.doubted
+
+    def may_claim(self, now: float) -> bool:
+        """Asked on every wake-up of the responders: two floats read, no lock to wait for."""
+        return self.membership.may_claim(now)
+
+    def leave(self) -> None:
+        """A graceful stop: the loop ends, and a goodbye goes to every node."""
         self._end()
-        self.sock.send(peers, leaving=True)
+        with self._lock:
+            outgoing = self.membership.leave(time.monotonic_ns())
+        self._send(outgoing)
 
     def stop(self) -> None:
         self._end()
@@ -151,24 +119,40 @@ class HeartbeatLoop:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(1.0)
 
+    def _send(self, outgoing: Outgoing) -> None:
+        """Each message on its own: one that cannot be sent must not silence the heartbeats after it."""
+        for nodes, message in outgoing:
+            addresses = [self._addresses[node] for node in nodes if node in self._addresses]
+            try:
+                self.sock.send(encode(self.key, message), addresses)
+            except Exception:
+                log.exception("sending %s", message)
+
     def _run(self) -> None:
         """Never ends before ``stop``: a thread that died would make this node look dead to its peers."""
-        next_send = time.monotonic()
+        pause = self.membership.interval / 4
         while not self._stop.is_set():
             try:
-                now = time.monotonic()
-                if now >= next_send:
-                    with self._lock:
-                        peers = list(self._peers)
-                    self.sock.send(peers)
-                    next_send = now + self.interval
-                wait = max(0.0, next_send - time.monotonic())
-                ready, _, _ = select.select([self.sock.sock], [], [], wait)
+                with self._lock:
+                    outgoing = self.membership.tick(time.monotonic(), time.monotonic_ns())
+                    stalls, self.membership.stalls = self.membership.stalls, []
+                for gap in stalls:
+                    STALLS.inc()
+                    log.warning(
+                        "this speaker's heartbeat loop stalled for %.0f ms: it answers nothing until its "
+                        "peers have heard it again",
+                        gap * 1000,
+                    )
+                self._send(outgoing)
+                ready, _, _ = select.select([self.sock.sock], [], [], pause)
                 if ready:
+                    messages = [m for data in self.sock.receive_all() if (m := decode(self.key, data))]
                     with self._lock:
-                        self.sock.receive_all(self.membership)
+                        now = time.monotonic()
+                        for message in messages:
+                            self.membership.receive(message, now)
             except Exception:
                 if self._stop.is_set():
                     return
                 log.exception("heartbeats")
-                time.sleep(self.interval)
+                time.sleep(pause)

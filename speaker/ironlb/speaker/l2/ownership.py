@@ -8,8 +8,42 @@ from collections.abc import Iterable, Mapping
 from ironlb.api.contract import ServiceAnnouncement, SpeakerGlobalConfig
 
 from .election import owner
+from .owners import Key
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def l2_eligible(
+    config: SpeakerGlobalConfig,
+    announcements: Iterable[ServiceAnnouncement],
+    endpoint_nodes: Mapping[str, frozenset[str]],
+) -> dict[Key, frozenset[str]]:
+    """(Service, IP) -> the nodes that may answer for it: those of the L2Advertisements announcing it, and
+    for externalTrafficPolicy Local only those with a ready endpoint. Equal sets are one object, so the
+    incremental index compares them by identity."""
+    advertised = {advertisement.name: frozenset(advertisement.nodes) for advertisement in config.l2}
+    interned: dict[frozenset[str], frozenset[str]] = {}
+    by_advertisements: dict[tuple[str, ...], frozenset[str]] = {}  # a union is made once, not per Service
+    eligible_of: dict[Key, frozenset[str]] = {}
+    for announcement in announcements:
+        eligible = by_advertisements.get(announcement.l2)
+        if eligible is None:
+            eligible = frozenset().union(*(advertised.get(name, frozenset()) for name in announcement.l2))
+            eligible = by_advertisements[announcement.l2] = interned.setdefault(eligible, eligible)
+        if announcement.local_traffic:
+            local = eligible & endpoint_nodes.get(announcement.service, frozenset())
+            eligible = interned.setdefault(local, local)
+        for ip in announcement.ips:
+            eligible_of[(announcement.service, ip)] = eligible
+    return eligible_of
+
+
+def owned_ips(keys: Iterable[Key]) -> dict[IPAddress, str]:
+    """Owned (Service, IP) keys as IP -> Service; an IP shared by Services goes with the first by name."""
+    owned: dict[IPAddress, str] = {}
+    for service, ip in sorted(keys):
+        owned.setdefault(ipaddress.ip_address(ip), service)
+    return owned
 
 
 def l2_owned(
@@ -19,21 +53,11 @@ def l2_owned(
     endpoint_nodes: Mapping[str, frozenset[str]],
     alive: Iterable[str],
 ) -> dict[IPAddress, str]:
-    """Owned IP -> Service. An IP's candidates are the nodes of the L2Advertisements announcing it, for
-    externalTrafficPolicy Local only those with a ready endpoint, and of those the ones alive."""
-    advertised = {advertisement.name: set(advertisement.nodes) for advertisement in config.l2}
+    """Owned IP -> Service, by a full election of every IP (the reference ``OwnerIndex`` is tested
+    against; the speaker keeps the index)."""
     live = set(alive)
-    owned: dict[IPAddress, str] = {}
-    for announcement in announcements:
-        eligible: set[str] = set()
-        for name in announcement.l2:
-            eligible |= advertised.get(name, set())
-        if announcement.local_traffic:
-            eligible &= endpoint_nodes.get(announcement.service, frozenset())
-        for ip in announcement.ips:
-            if owner(ip, sorted(eligible), live) == me:
-                owned[ipaddress.ip_address(ip)] = announcement.service
-    return owned
+    eligible_of = l2_eligible(config, announcements, endpoint_nodes)
+    return owned_ips(key for key, eligible in eligible_of.items() if owner(key[1], eligible, live) == me)
 
 
 def answering_interfaces(

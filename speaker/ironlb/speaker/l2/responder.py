@@ -64,6 +64,10 @@ def _open(interface: str, protocol: int, program: Program) -> socket.socket:
     return sock
 
 
+def _silent(frame: bytes) -> None:
+    return None
+
+
 class L2Responder:
     def __init__(self, interface: str) -> None:
         self.interface = interface
@@ -174,9 +178,11 @@ class L2Responder:
             if reply is not None and self._send(sock, reply):
                 self.replies += 1
 
-    def drain(self, sock: socket.socket) -> None:
-        """Answer what waits on one of this responder's sockets (for callers selecting over many)."""
-        self._drain(sock, self._arp_answer if sock is self.arp else self._ndp_answer)
+    def drain(self, sock: socket.socket, answering: bool = True) -> None:
+        """Answer what waits on one of this responder's sockets (for callers selecting over many); with
+        ``answering`` False, read it and answer nothing."""
+        answer = (self._arp_answer if sock is self.arp else self._ndp_answer) if answering else _silent
+        self._drain(sock, answer)
 
     def _send(self, sock: socket.socket, frame: bytes) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import selectors
 import time
+from collections.abc import Callable
 
 from .responder import IPAddress, L2Responder
 
@@ -61,15 +62,18 @@ class Responders:
     def owned(self) -> list[tuple[L2Responder, IPAddress]]:
         return [(r, address) for r in self.by_interface.values() for address in r.owned]
 
-    def answer_for(self, seconds: float) -> None:
-        """Answer on every interface during ``seconds`` (one select over all sockets)."""
+    def answer_for(self, seconds: float, may_answer: Callable[[], bool] = lambda: True) -> None:
+        """Answer on every interface during ``seconds`` (one select over all sockets); what arrives while
+        ``may_answer`` says no is read and left unanswered."""
         if not self.by_interface:
             time.sleep(seconds)
             return
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
-            for key, _ in self._selector.select(remaining):
-                key.data.drain(key.fileobj)
+            ready = self._selector.select(remaining)
+            answering = may_answer() if ready else True
+            for key, _ in ready:
+                key.data.drain(key.fileobj, answering)
 
     def close(self) -> None:
         self._selector.close()
