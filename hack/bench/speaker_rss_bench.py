@@ -66,11 +66,12 @@ def main(count: int) -> None:
                 time.sleep(0.5)
             print(f"{count} Services created and announced in {time.monotonic() - began:.1f} s", flush=True)
             reports = f"/apis/ironlb.io/v1beta1/namespaces/{lab.namespace}/servicel2statuses"
-            while (written := len(kube.get(reports).get("items", []))) < count:  # each takeover's report
-                if time.monotonic() - began > 1200:
-                    raise TimeoutError(f"the speaker reported {written} of {count} takeovers")
+            written, progress = 0, time.monotonic()
+            while written < count and time.monotonic() - progress < 30:  # each takeover's report
                 time.sleep(2)
-            print(f"... and reported (one ServiceL2Status each) in {time.monotonic() - began:.1f} s")
+                if (now_written := len(kube.get(reports).get("items", []))) > written:
+                    written, progress = now_written, time.monotonic()
+            print(f"... and reported {written} of them (ServiceL2Status) in {progress - began:.1f} s")
             time.sleep(10)  # the last Events
             sample = random.Random(1).sample(range(1, count + 1), 20)
             answered = sum(lab.ndp(f"2001:db8:300::{n:x}") == node.mac() for n in sample)
