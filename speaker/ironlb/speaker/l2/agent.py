@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from ironlb.api.contract import L2Advertising
 from ironlb.api.kube import KubeClient
 from prometheus_client import Counter, Gauge
 
@@ -73,7 +72,6 @@ class L2Agent:
         self._reassert_at: float | None = None
         self._interfaces: dict[IPAddress, frozenset[str]] = {}
         self._snapshot_version = -1
-        self._applied_l2: tuple[L2Advertising, ...] | None = None
         self._limited = 0
         self.reporter = AnnouncementReporter(kube, node, namespace, uid_of, stop)
 
@@ -109,16 +107,15 @@ class L2Agent:
 
     def _apply(self, snapshot: Snapshot, owned: dict[IPAddress, str]) -> None:
         """Answer for ``owned`` from now on: announce what is new, release what is gone. Nothing to do
-        when the owned IPs and the advertisements (their interfaces) are those already applied."""
+        when the owned IPs and the interfaces they are answered on are those already applied."""
         node, config = self.node, snapshot.config
-        if owned == self.announced and config.l2 == self._applied_l2:
-            return
-        self._applied_l2 = config.l2
         by_service = {a.service: a for a in snapshot.announcements}
         interfaces = {
             address: answering_interfaces(node, config, by_service[service], self.primary)
             for address, service in owned.items()
         }
+        if owned == self.announced and interfaces == self._interfaces:
+            return
         self._interfaces = interfaces
         for responder, address in self.responders.set_owned(interfaces):
             responder.announce(address)
