@@ -177,24 +177,13 @@ class Membership:
         fresh = self._watch(now)
         for node in list(self._lone):  # unconfirmed, unvoided for a timeout: its other watchers are gone too
             self._recount(node)
-        outgoing: Outgoing = [
-            (
-                ([node]),
-                Message(
-                    self.me, self.boot, self._stamp(sequence), reports=tuple(reports[i : i + MAX_REPORTS])
-                ),
-            )
-            for node, reports in self._direct
-            for i in range(0, len(reports), MAX_REPORTS)
-        ]
+        outgoing: Outgoing = []
+        for node, reports in self._direct:
+            outgoing += self._reporting([node], reports, sequence)
         self._direct = []
         due = now >= self._next_heartbeat
         if fresh or (due and self._pending):  # a new report goes out at once, its repeats with heartbeats
-            reports = [report for _, report in self._pending]
-            others = [node for _, node in self._ring if node != self.me]
-            for start in range(0, len(reports), MAX_REPORTS):
-                chunk = tuple(reports[start : start + MAX_REPORTS])
-                outgoing.append((others, Message(self.me, self.boot, self._stamp(sequence), reports=chunk)))
+            outgoing += self._reporting(self._others(), [report for _, report in self._pending], sequence)
             self._pending = [(left - 1, report) for left, report in self._pending if left > 1]
         if due:
             self._next_heartbeat = now + self.interval
@@ -204,8 +193,7 @@ class Membership:
 
     def leave(self, sequence: int) -> Outgoing:
         """A goodbye to every node, so that they take over at once instead of after a timeout."""
-        others = [node for _, node in self._ring if node != self.me]
-        return [(others, Message(self.me, self.boot, self._stamp(sequence), leaving=True))]
+        return [(self._others(), Message(self.me, self.boot, self._stamp(sequence), leaving=True))]
 
     def receive(self, message: Message, now: float) -> bool:
         """Take a genuine message; False (and nothing changes) for a replay or an unknown sender."""
@@ -244,6 +232,21 @@ class Membership:
         return True
 
     # ---------------------------------------------------------------------------------------- internals
+    def _others(self) -> list[str]:
+        return [node for _, node in self._ring if node != self.me]
+
+    def _reporting(self, nodes: list[str], reports: list[Report], sequence: int) -> Outgoing:
+        """``reports`` to ``nodes``, in as many messages as it takes (MAX_REPORTS each)."""
+        return [
+            (
+                nodes,
+                Message(
+                    self.me, self.boot, self._stamp(sequence), reports=tuple(reports[i : i + MAX_REPORTS])
+                ),
+            )
+            for i in range(0, len(reports), MAX_REPORTS)
+        ]
+
     def _stamp(self, clock: int) -> int:
         """A sequence greater than any sent before (two messages of one tick share the clock)."""
         self._sequence = max(clock, self._sequence + 1)
