@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +33,11 @@ def crds_installed(control_plane: ControlPlane) -> ControlPlane:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """test_rbac.py last: it checks every request the components made during the whole suite."""
     items.sort(key=lambda item: item.path.name == "test_rbac.py")
+
+
+@pytest.fixture
+def stop() -> Iterator[threading.Event]:
+    """An event a test's threads (informers, loops) end on; set when the test ends."""
+    event = threading.Event()
+    yield event
+    event.set()

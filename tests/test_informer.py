@@ -82,13 +82,6 @@ def names(informer: Informer) -> set[str]:
     return {o["metadata"]["name"] for o in informer.items()} - {"kube-root-ca.crt"}
 
 
-@pytest.fixture
-def stop() -> Iterator[threading.Event]:
-    event = threading.Event()
-    yield event
-    event.set()
-
-
 def start(
     kube: KubeClient, namespace: str, handle: Recorder, stop: threading.Event, **options: object
 ) -> Informer:

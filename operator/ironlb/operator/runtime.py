@@ -18,7 +18,6 @@ fails: nothing is given up on. A periodic resync re-delivers every object (level
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import random
@@ -38,6 +37,7 @@ from .controller import Controller
 from .events import EventPoster
 from .leader import LeaseElector
 from .manifests import SPEAKER_NAME
+from .orphanreports import remove_orphan_reports
 from .publisher import CONFIG_LABEL
 from .speakers import SpeakerInstaller
 
@@ -293,20 +293,16 @@ class OperatorRuntime:
         await dispatcher.run()
 
     def _collect(self, dispatcher: Dispatcher) -> Callable[[], Awaitable[None]]:
-        """ServiceL2Status objects of Services that are gone: their speakers could not remove them (a node
-        down when the Service was deleted, say)."""
-
         async def collect() -> None:
             services = dispatcher.informers["services"]
-            for report in dispatcher.informers["servicel2statuses"].items():
-                status = report.get("status") or {}
-                key = f"{status.get('serviceNamespace')}/{status.get('serviceName')}"
-                if services.get(key) is None:
-                    path = custom_path(
-                        GROUP, VERSION, self.namespace, "servicel2statuses", report["metadata"]["name"]
-                    )
-                    with contextlib.suppress(ApiError):
-                        await asyncio.to_thread(self.kube.request, "DELETE", path)
+            reports = dispatcher.informers["servicel2statuses"].items()
+            await asyncio.to_thread(
+                remove_orphan_reports,
+                self.kube,
+                self.namespace,
+                reports,
+                lambda key: services.get(key) is not None,
+            )
 
         return collect
 
