@@ -67,6 +67,7 @@ class Informer:
     watch_seconds: tuple[int, int] = (240, 360)  # the server ends each watch after this long (jittered)
     read_timeout: float = 90.0  # silence on a watch longer than this: the connection is presumed dead
     backoff: Backoff = field(default_factory=Backoff)
+    pace: Callable[[], None] | None = None  # called after each delivered event (a CPU budget's ``spend``)
 
     def __post_init__(self) -> None:
         self.resource_version = ""
@@ -187,6 +188,8 @@ class Informer:
             self.handle(kind, obj)
         except Exception:  # a handler's bug must not end the informer
             log.exception("%s: handling %s %s", self.path, kind, object_key(obj))
+        if self.pace is not None:
+            self.pace()
 
 
 def _version(obj: Json) -> str:

@@ -20,6 +20,7 @@ from ironlb.api.informer import Backoff, Handler, Informer
 from ironlb.api.kube import Json, KubeClient
 
 from .bgp.agent import BGPAgent
+from .cpubudget import CpuBudget
 from .interfaces import interface_with
 from .l2.agent import L2Agent
 from .settings import SettingsFile, apply_log_level
@@ -30,7 +31,13 @@ CONFIG_SELECTOR = "ironlb.io/speaker-config"
 RECONNECT_CAP = 5.0  # seconds
 
 
-def start_informers(kube: KubeClient, namespace: str, state: State, stop: threading.Event) -> list[Informer]:
+def start_informers(
+    kube: KubeClient,
+    namespace: str,
+    state: State,
+    stop: threading.Event,
+    pace: Callable[[], None] | None = None,
+) -> list[Informer]:
     """Everything the speaker decides from, each kept by an informer (objects trimmed to what is used).
 
     Their back-off stops at RECONNECT_CAP, not client-go's 30 s: a speaker that was cut off must learn of
@@ -53,7 +60,9 @@ def start_informers(kube: KubeClient, namespace: str, state: State, stop: thread
         ),
     ]
     return [
-        Informer(kube, path, handle, query, transform, backoff=Backoff(cap=RECONNECT_CAP)).start(stop)
+        Informer(kube, path, handle, query, transform, backoff=Backoff(cap=RECONNECT_CAP), pace=pace).start(
+            stop
+        )
         for path, handle, query, transform in watches
     ]
 
@@ -73,11 +82,24 @@ def run(
     """The speaker's loop. ``interface`` None: the one holding this node's InternalIP (from the config)."""
     health = health or Health()
     state = State()
-    informers = start_informers(kube, namespace, state, stop)
+    budget = CpuBudget.from_cgroup()  # under a CPU limit, background work must leave room for heartbeats
+    informers = start_informers(kube, namespace, state, stop, budget.spend)
     primary = interface or wait_for_primary_interface(state, node, stop, health)
     if primary is None:
         return
-    l2 = L2Agent(kube, node, namespace, state.uid_of, primary, key, settings, tick, stop, time.monotonic())
+    l2 = L2Agent(
+        kube,
+        node,
+        namespace,
+        state.uid_of,
+        primary,
+        key,
+        settings,
+        tick,
+        stop,
+        time.monotonic(),
+        budget.spend,
+    )
     bgp = BGPAgent(kube, node, namespace, run_dir / "exabgp", state.secret)
     seen_version, bgp_retry_at = -1, 0.0
     next_settings_check = time.monotonic() + 2

@@ -55,6 +55,7 @@ class L2Agent:
         tick: float,
         stop: threading.Event,
         now: float,
+        pace: Callable[[], None] | None = None,
     ) -> None:
         self.node, self.primary, self.settings = node, primary, settings
         self.responders = Responders()
@@ -73,7 +74,7 @@ class L2Agent:
         self._interfaces: dict[IPAddress, frozenset[str]] = {}
         self._snapshot_version = -1
         self._limited = 0
-        self.reporter = AnnouncementReporter(kube, node, namespace, uid_of, stop)
+        self.reporter = AnnouncementReporter(kube, node, namespace, uid_of, stop, pace)
 
     def step(self, snapshot: Snapshot, now: float) -> None:
         """Answer for exactly the IPs this node wins now (heartbeats come and go on their own thread). Only

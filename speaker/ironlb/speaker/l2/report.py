@@ -66,8 +66,10 @@ class AnnouncementReporter:
         namespace: str,
         uid_of: Callable[[str], str | None],
         stop: threading.Event,
+        pace: Callable[[], None] | None = None,
     ) -> None:
         self.kube, self.node, self.namespace, self.uid_of = kube, node, namespace, uid_of
+        self._pace = pace  # after each report: under a CPU quota, reports wait, heartbeats do not
         self.manager = f"ironlb-speaker-{node}"
         self.reports: queue.Queue[Report] = queue.Queue()
         self._stop = stop
@@ -86,6 +88,8 @@ class AnnouncementReporter:
             except queue.Empty:
                 continue
             self._handle(service, ip, interfaces, answering)
+            if self._pace is not None:
+                self._pace()
 
     def _handle(self, service: str, ip: IPAddress, interfaces: tuple[str, ...], answering: bool) -> None:
         """The event does not wait for the report, nor depend on it."""

@@ -79,6 +79,7 @@ class L2Responder:
         self.arp = _open(interface, ETH_P_ARP, arp_requests(()))
         self.ndp = _open(interface, ETH_P_IPV6, neighbor_solicitations(()))
         self._owned: frozenset[IPAddress] = frozenset()
+        self._announcements: dict[IPAddress, tuple[bytes, ...]] = {}  # built once: refreshes repeat them
         self._groups: dict[bytes, int] = {}  # multicast MAC -> owned IPv6 addresses using it
         self.replies = 0
         self.limiter = ReplyLimiter()
@@ -105,6 +106,7 @@ class L2Responder:
                     self._membership(mac, join=True)
                 self._groups[mac] = self._groups.get(mac, 0) + 1
         for address in self._owned - wanted:
+            self._announcements.pop(address, None)
             if address.version == 6:
                 _, mac = solicited_node_multicast(address)
                 self._groups[mac] -= 1
@@ -139,11 +141,17 @@ class L2Responder:
 
     def announce(self, address: IPAddress) -> None:
         """Tell the segment that ``address`` lives here now (gratuitous ARP both ways, or unsolicited NA)."""
-        if address.version == 4:
-            for reply in (False, True):
-                self._send(self.arp, gratuitous_arp(self.mac, address, reply=reply))
-        else:
-            self._send(self.ndp, neighbor_advertisement(self.mac, address))
+        frames = self._announcements.get(address)
+        if frames is None:
+            frames = (
+                tuple(gratuitous_arp(self.mac, address, reply=reply) for reply in (False, True))
+                if address.version == 4
+                else (neighbor_advertisement(self.mac, address),)
+            )
+            if address in self._owned:
+                self._announcements[address] = frames
+        for frame in frames:
+            self._send(self.arp if address.version == 4 else self.ndp, frame)
 
     def _arp_answer(self, frame: bytes) -> bytes | None:
         request = parse_arp_request(frame)
