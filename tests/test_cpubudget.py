@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ironlb.api.contract import CPU_LIMIT_ENV
 from ironlb.speaker.cpubudget import CpuBudget, cgroup_quota
 from ironlb_lab.cpulimit import CPU_ROOT, CpuCgroups
 
@@ -94,7 +95,7 @@ WORKLOAD = r"""
 import json, sys, threading, time
 from ironlb.speaker.cpubudget import CpuBudget
 sys.stdin.readline()  # moved into the cgroup by now
-budget = CpuBudget.from_cgroup()
+budget = CpuBudget.for_container()
 paced = sys.argv[1] == "paced"
 blob = json.dumps([{"name": f"svc-{i}", "ip": f"2001:db8::{i:x}"} for i in range(200)])
 stop = threading.Event()
@@ -150,3 +151,10 @@ def test_under_a_real_50m_quota_paced_work_leaves_the_heartbeat_ticking() -> Non
     assert paced["quota"] == pytest.approx(0.05 * 0.6)
     assert unpaced["max_gap"] > 0.25, f"the quota did not stall the unpaced heartbeat: {unpaced}"
     assert paced["max_gap"] < 0.25, f"paced work still stalled the heartbeat: {paced}"
+
+
+def test_the_limit_the_daemonset_passes_is_used_where_no_cgroup_file_shows_one() -> None:
+    if cgroup_quota() is not None:
+        pytest.skip("this test process runs under a CPU quota of its own")
+    assert CpuBudget.for_container(environ={CPU_LIMIT_ENV: "50"}).rate == pytest.approx(0.05 * 0.6)
+    assert CpuBudget.for_container(environ={}).rate is None

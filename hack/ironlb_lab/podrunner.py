@@ -35,7 +35,7 @@ from ironlb.api.kube import ApiError, KubeClient
 
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
-from .cpulimit import CpuCgroups
+from .cpulimit import CpuCgroups, quota_us
 from .network import Host, LabNetwork, ip
 
 log = logging.getLogger("ironlb_lab.podrunner")
@@ -252,6 +252,10 @@ class LabPodRunner:
                 env[variable["name"]] = field_value(
                     pod, variable["valueFrom"]["fieldRef"]["fieldPath"], str(node.v4)
                 )
+            elif "resourceFieldRef" in (variable.get("valueFrom") or {}):
+                env[variable["name"]] = self._resource_value(
+                    container, variable["valueFrom"]["resourceFieldRef"]
+                )
         env["KUBECONFIG"] = str(self._kubeconfig(pod, directory))
         prefix, uid = security_context(spec, container)
         if uid:  # the container's user reads its own files (kubeconfig, volumes)
@@ -278,6 +282,23 @@ class LabPodRunner:
             running.cgroup = self.cgroups.limit(key, str(cpu))
         self._launch(running)
         return running
+
+    def _resource_value(self, container: Json, ref: Json) -> str:
+        """The downward API's ``resourceFieldRef`` for CPU, in units of its divisor (rounded up, as the
+        kubelet does). A limit not set is the node's capacity, except where this runner makes the request
+        the limit (``cpu_limit_from_requests``)."""
+        resource = str(ref["resource"])
+        kind, _, name = resource.partition(".")
+        if name != "cpu":
+            raise ValueError(f"the lab resolves only CPU resourceFieldRefs, not {resource}")
+        resources = container.get("resources") or {}
+        value = (resources.get(kind) or {}).get("cpu")
+        if kind == "limits" and self.cpu_limit_from_requests:
+            value = (resources.get("requests") or {}).get("cpu") or value
+        millicores = quota_us(str(value)) // 100 if value is not None else (os.cpu_count() or 1) * 1000
+        divisor = str(ref.get("divisor", "1"))
+        per_unit = 1 if divisor == "1m" else 1000
+        return str(-(-millicores // per_unit))
 
     def _launch(self, pod: RunningPod) -> None:
         pod.process = self.lab.spawn(pod.host, pod.argv, pod.directory / "container.log", env=pod.env)

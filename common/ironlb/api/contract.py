@@ -39,6 +39,8 @@ class Versioned(Frozen):
 # The one Secret the speakers may read: the operator gathers every BGPPeer's password into it, keyed by the
 # peer's name (operator/passwords.py)
 PASSWORDS_SECRET = "ironlb-speaker-bgp-passwords"
+# the speaker container's CPU limit in millicores (downward API), for pacing its background work
+CPU_LIMIT_ENV = "IRONLB_CPU_LIMIT_MILLICORES"
 
 
 class SecretRef(Frozen):
@@ -82,7 +84,7 @@ class ExabgpNeighbor(Frozen):
     session: BGPSession
     local_address: str
     router_id: str
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(default=None, description="The TCP MD5 key, base64 (any bytes).")
 
 
 class ExabgpConfig(Frozen):

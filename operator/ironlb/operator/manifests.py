@@ -11,7 +11,7 @@ from typing import Any
 
 from ironlb.api import GROUP
 from ironlb.api.config import SpeakerSettings
-from ironlb.api.contract import PASSWORDS_SECRET
+from ironlb.api.contract import CPU_LIMIT_ENV, PASSWORDS_SECRET
 
 Manifest = dict[str, Any]
 
@@ -201,6 +201,14 @@ def speaker_daemonset(settings: SpeakerSettings, image: str, namespace: str = NA
         {"name": "IRONLB_HEARTBEAT_KEY_FILE", "value": f"{HEARTBEAT_KEY_DIR}/key"},
         # metrics (Service names and IPs) on the node's own address only, not on every interface
         {"name": "IRONLB_METRICS_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        # the CPU limit (the node's capacity when none is set): under a quota, background work is paced so
+        # the heartbeats are never throttled (cgroup files are read first, where the container can see them)
+        {
+            "name": CPU_LIMIT_ENV,
+            "valueFrom": {
+                "resourceFieldRef": {"containerName": "speaker", "resource": "limits.cpu", "divisor": "1m"}
+            },
+        },
     ]
 
     def probe(path: str) -> Manifest:

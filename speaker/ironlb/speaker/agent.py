@@ -82,7 +82,7 @@ def run(
     """The speaker's loop. ``interface`` None: the one holding this node's InternalIP (from the config)."""
     health = health or Health()
     state = State()
-    budget = CpuBudget.from_cgroup()  # under a CPU limit, background work must leave room for heartbeats
+    budget = CpuBudget.for_container()  # under a CPU limit, background work must leave room for heartbeats
     informers = start_informers(kube, namespace, state, stop, budget.spend)
     primary = interface or wait_for_primary_interface(state, node, stop, health)
     if primary is None:

@@ -14,11 +14,13 @@ off any debt. Without a quota nothing throttles the container, and nothing is pa
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ironlb.api.contract import CPU_LIMIT_ENV
 from prometheus_client import Counter
 
 log = logging.getLogger("ironlb.speaker")
@@ -91,10 +93,16 @@ class CpuBudget:
         self._last = threading.local()
 
     @classmethod
-    def from_cgroup(cls, share: float = BACKGROUND_SHARE) -> CpuBudget:
+    def for_container(
+        cls, share: float = BACKGROUND_SHARE, environ: Mapping[str, str] = os.environ
+    ) -> CpuBudget:
+        """The quota from the cgroup files, else from the limit the DaemonSet passes (``CPU_LIMIT_ENV``):
+        a speaker whose /sys shows no cgroup (a network namespace's own sysfs) still knows its limit."""
         quota = cgroup_quota()
+        if quota is None and environ.get(CPU_LIMIT_ENV, "").isdigit():
+            quota = int(environ[CPU_LIMIT_ENV]) / 1000
         if quota is not None:
-            log.info("CPU quota %.3f cores: background work paced to %.3f", quota, quota * share)
+            log.info("CPU limit %.3f cores: background work paced to %.3f", quota, quota * share)
         return cls(None if quota is None else quota * share)
 
     def spend(self) -> None:
