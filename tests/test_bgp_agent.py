@@ -47,7 +47,7 @@ def test_a_session_whose_secret_is_missing_stays_closed_and_says_why() -> None:
     secret = {"password": base64.b64encode(b"s3cret\n").decode()}  # as `echo s3cret | base64` writes it
     resolved = with_passwords(config, lambda namespace, name: secret if name == "md5" else None, closed)
     signed = next(n for n in resolved.neighbors if n.session.name == "signed")
-    assert signed.password is not None and signed.password.get_secret_value() == "s3cret"
+    assert signed.password is not None and signed.password.get_secret_value() == "czNjcmV0"  # the key, base64
     assert "signed" not in closed
     assert "s3cret" not in repr(resolved)
 

@@ -130,6 +130,34 @@ def test_a_wrong_md5_password_keeps_the_session_down(lab: LabNetwork, tmp_path: 
     assert "wrong" not in (tmp_path / "node2" / "speaker.log").read_text()
 
 
+def test_any_password_byte_works_and_an_unusable_password_closes_only_its_own_session(
+    lab: LabNetwork, tmp_path: Path
+) -> None:
+    """Characters of exabgp's grammar in one peer's password, and another peer's password too long for
+    the kernel: the first session comes up, the second stays closed and says why, without the password."""
+    password = "a;b{c} d\\e'f#g}"  # BIRD's strings can hold all but the double quote
+    too_long = "x" * 81  # TCP_MD5SIG_MAXKEYLEN is 80
+    node = lab.node(1)
+    router = Bird(
+        lab,
+        tmp_path / "bird",
+        ROUTER_ASN,
+        [Neighbor(str(node.v4), NODE_ASN, password), Neighbor(str(node.v6), NODE_ASN, "other")],
+    ).start()
+    sessions = (
+        session_to_router(lab, "router", NODE_ASN, ROUTER_ASN, password=True),
+        session_to_router(lab, "router-v6", NODE_ASN, ROUTER_ASN, family=6, password=True),
+    )
+    speaker = LabSpeaker(lab, node, tmp_path / "node1", sessions, {"router": password, "router-v6": too_long})
+    speaker.start({"router": [Route(PREFIX)]})
+    wait_for(lambda: hops(router) == {str(node.v4)}, what="the route over the session with the odd password")
+    status, _ = wait_for(lambda: speaker.status().get("closed"), what="the closed session's reason")
+    assert list(status) == ["router-v6"]
+    assert "at most 80" in status["router-v6"] and too_long not in status["router-v6"]
+    assert speaker.status()["sessions"]["router"] == "Established"
+    assert password not in (tmp_path / "node1" / "speaker.log").read_text()
+
+
 def node1_announcing_to_bird(lab: LabNetwork, tmp_path: Path) -> tuple[Bird, LabSpeaker]:
     """BIRD and node1's speaker with its route in BIRD's RIB: the start of the supervisor-failure tests."""
     router = Bird(lab, tmp_path / "bird", ROUTER_ASN, neighbors(lab)).start()

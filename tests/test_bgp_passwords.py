@@ -28,14 +28,22 @@ def _encoded(password: str) -> str:
 def test_each_peer_gets_the_password_of_the_secret_it_names_and_nothing_else() -> None:
     peers = {
         "signed": _peer({"name": "md5"}),
-        "also-signed": _peer({"name": "md5", "namespace": NS}),
         "plain": _peer(),
-        "elsewhere": _peer({"name": "md5", "namespace": "team-a"}),  # not read: outside IronLB's namespace
+        "elsewhere": _peer({"name": "md5", "namespace": "team-a"}),  # refused at admission; never read
         "missing": _peer({"name": "no-such-secret"}),
         "no-key": _peer({"name": "other"}),
     }
     secrets = {"md5": {"password": _encoded("s3cret")}, "other": {"username": _encoded("bgp")}}
-    assert gather(peers, NS, secrets) == {"signed": _encoded("s3cret"), "also-signed": _encoded("s3cret")}
+    assert gather(peers, NS, secrets) == {"signed": _encoded("s3cret")}
+
+
+def test_an_inline_password_is_gathered_like_a_secret_and_the_speaker_pointed_at_it() -> None:
+    inline = BGPPeerSpec.model_validate(
+        {"myASN": 64500, "peerASN": 64501, "peerAddress": "198.51.100.1", "password": 'p";{w}'}
+    )
+    assert gather({"inline": inline}, NS, {}) == {"inline": _encoded('p";{w}')}
+    session = session_from_peer("inline", NS, inline)
+    assert session.password_secret is not None and session.password_secret.key == "inline"
 
 
 def test_the_speakers_are_pointed_at_the_gathered_secret_by_peer_name() -> None:

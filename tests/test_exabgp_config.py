@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ironlb.api import BGPPeerSpec
 from ironlb.api.contract import ExabgpConfig, ExabgpNeighbor
 from ironlb.api.durations import duration_seconds
 from ironlb.operator.speakerconfig import session_from_peer
 from ironlb.speaker.bgp.exabgp_config import render_exabgp
+from ironlb.speaker.bgp.md5 import md5_key
 from pydantic import SecretStr
 
 GOLDEN = Path(__file__).parent / "golden" / "exabgp"
@@ -49,7 +53,7 @@ def _scenarios() -> dict[str, ExabgpConfig]:
                     session=tor_v4,
                     local_address="198.51.100.11",
                     router_id="198.51.100.11",
-                    password=SecretStr("change-me"),
+                    password=SecretStr(base64.b64encode(b"change-me").decode()),
                 ),
             ),
         ),
@@ -101,7 +105,7 @@ def test_a_broken_configuration_is_refused_by_exabgp(tmp_path: Path) -> None:
 
 def test_session_from_peer_maps_the_crd_fields() -> None:
     tor_v4 = session_from_peer("tor-v4", "ironlb-system", _peers()["tor-v4"])
-    assert (tor_v4.hold_time_seconds, tor_v4.keepalive_seconds, tor_v4.connect_seconds) == (9, 3, 5)
+    assert (tor_v4.hold_time_seconds, tor_v4.keepalive_seconds, tor_v4.connect_seconds) == (9, 3, None)
     # the password is read from the Secret the operator gathers them into, under the peer's name
     assert tor_v4.password_secret is not None and tor_v4.password_secret.key == "tor-v4"
     assert tor_v4.password_secret.namespace == "ironlb-system" and not tor_v4.is_ibgp
@@ -110,8 +114,40 @@ def test_session_from_peer_maps_the_crd_fields() -> None:
         duration_seconds("90")
 
 
-def test_a_password_that_could_break_the_file_is_refused() -> None:
+def test_a_key_that_is_not_base64_never_reaches_the_file() -> None:
     scenario = _scenarios()["ebgp-v4-password-graceful-restart"]
     neighbor = scenario.neighbors[0].model_copy(update={"password": SecretStr('x";\n}')})
-    with pytest.raises(ValueError, match="MD5 password of BGPPeer tor-v4"):
+    with pytest.raises(ValueError, match="MD5 key of BGPPeer tor-v4 is not base64"):
         render_exabgp(scenario.model_copy(update={"neighbors": (neighbor,)}))
+
+
+@settings(max_examples=200)
+@given(st.binary(min_size=1, max_size=80).filter(lambda key: not key.endswith((b"\r", b"\n"))))
+def test_any_key_of_1_to_80_bytes_is_kept_exactly(key: bytes) -> None:
+    written, problem = md5_key(base64.b64encode(key).decode())
+    assert problem is None and written is not None and base64.b64decode(written) == key
+
+
+def test_keys_the_kernel_cannot_take_are_refused_without_quoting_them() -> None:
+    assert md5_key(base64.b64encode(b"pw\n").decode()) == (base64.b64encode(b"pw").decode(), None)
+    for encoded, why in (
+        (base64.b64encode(b"y" * 81).decode(), "81 bytes long"),
+        ("not base64!", "not valid base64"),
+        (base64.b64encode(b"\n").decode(), "empty"),
+    ):
+        key, problem = md5_key(encoded)
+        assert key is None and problem is not None and why in problem and "yyy" not in problem
+
+
+def test_exabgp_accepts_a_key_made_of_its_own_grammar_and_of_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    scenario = _scenarios()["ebgp-v4-password-graceful-restart"]
+    key, _ = md5_key(base64.b64encode(b'";{}\\ \xff\xfe#').decode())
+    assert key is not None
+    neighbor = scenario.neighbors[0].model_copy(update={"password": SecretStr(key)})
+    path = tmp_path / "odd.conf"
+    path.write_text(render_exabgp(scenario.model_copy(update={"neighbors": (neighbor,)})))
+    exabgp = Path(sys.executable).parent / "exabgp"
+    result = subprocess.run(
+        [str(exabgp), "validate", "-n", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

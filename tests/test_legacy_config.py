@@ -160,7 +160,7 @@ BAD_CASES = [
     ("peers: [{peer-address: 198.51.100.1, peer-asn: 2}]", "peers[0].my-asn: required"),
     (
         "peers: [{peer-address: 198.51.100.1, peer-asn: 2, my-asn: 1, hold-time: 2s}]",
-        "peers[0].hold-time: '2s' is neither 0s nor between 3s and 65535s",
+        "peers[0].hold-time: '2s' is neither 0s nor whole seconds between 3s and 65535s",
     ),
     (
         "peers: [{peer-address: 198.51.100.1, peer-asn: 2, my-asn: 1, source-address: 2001:db8::1}]",
@@ -236,20 +236,21 @@ def _configmap(text: str, namespace: str = "metallb-system") -> dict[str, object
     }
 
 
-def test_legacy_objects_are_keyed_like_the_controller_and_drop_passwords_saying_so() -> None:
+def test_legacy_objects_are_keyed_like_the_controller_and_keep_passwords_out_of_the_warning() -> None:
     objects = legacy_objects(_configmap(BGP + SEED.split("\n", 1)[1]))  # the seed's pool appended
     assert objects.source == "metallb-system/config"
     assert set(objects.pools) == {"addresspool-sample1", "pool-bgp", "pool-default"}
     assert ("L2Advertisement", "addresspool-sample1-l2") in objects.advertisements
     assert ("BGPAdvertisement", "pool-bgp-bgp-2") in objects.advertisements
-    assert all(peer.password is None and peer.password_secret is None for peer in objects.peers.values())
-    assert [p.where for p in objects.problems] == ["peer peer-198-51-100-1 password"]
+    passwords = {name: peer.password for name, peer in objects.peers.items() if peer.password is not None}
+    assert passwords == {"peer-198-51-100-1": "s3cret"}  # gathered for the speakers as an inline password
+    assert objects.problems == ()
     configs = objects.pool_configs()
     assert configs["addresspool-sample1"].seniority == ("2024-01-02T03:04:05Z", "addresspool-sample1")
     assert configs["pool-bgp"].segments[0].avoid_buggy and not configs["pool-bgp"].auto_assign
     warning = objects.warning()
     assert EVENT_REASON == "LegacyConfigMap"
-    assert "3 pools" in warning and "ironlb migrate" in warning and "plaintext passwords" in warning
+    assert "3 pools" in warning and "ironlb migrate" in warning and "s3cret" not in warning
 
 
 def test_a_configmap_without_the_config_key_is_a_problem() -> None:

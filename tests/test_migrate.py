@@ -63,11 +63,13 @@ def test_the_seed_configmap_becomes_a_pool_and_an_l2_advertisement() -> None:
     ]
 
 
-def test_the_sample_converts_everything_but_bfd_into_the_target_namespace() -> None:
+def test_the_sample_converts_everything_but_bfd_and_connect_time_into_the_target_namespace() -> None:
     manifests, problems = migrate(load_documents(SAMPLE.read_text()), "lb")
     objects = _by_kind(manifests)
     assert [str(p) for p in problems] == [
         "BGPPeer tor-a spec.bfdProfile: 'fast': BFD is not supported by IronLB; converted without BFD",
+        "BGPPeer tor-b spec.connectTime: '5s': exabgp, which opens IronLB's sessions, retries after 1 s, then"
+        " longer up to 60 s; field dropped",
         "BFDProfile metallb-system/fast: BFD is not supported by IronLB; not converted",
     ]
     assert {m["metadata"]["namespace"] for m in manifests} == {"lb"}
@@ -144,7 +146,7 @@ def test_v1beta1_peers_have_password_and_no_passwordsecret_v1beta2_peers_both() 
         (
             {"holdTime": "1s"},
             False,
-            "BGPPeer tor spec.holdTime: '1s' is neither 0s nor between 3s and 65535s",
+            "BGPPeer tor spec.holdTime: '1s' is neither 0s nor whole seconds between 3s and 65535s",
         ),
         ({"peerASN": 64500, "ebgpMultiHop": True}, False, "BGPPeer tor spec.ebgpMultiHop: applies to eBGP"),
         ({"myASN": 0}, False, "BGPPeer tor spec.myASN: 0 is invalid"),
@@ -241,7 +243,7 @@ def test_cli_exit_codes(
     assert cli.main(["migrate", "-f", str(SAMPLE), "-f", str(seed)]) == 1
     out, err = capsys.readouterr()
     assert len(list(yaml.safe_load_all(out))) == 17  # everything converted is still printed
-    assert err.count("problem: ") == 2 and "bfdProfile" in err  # the two BFD settings
+    assert err.count("problem: ") == 3 and "bfdProfile" in err  # the two BFD settings, connectTime
     broken = tmp_path / "broken.yaml"
     broken.write_text("kind: [")
     assert cli.main(["migrate", "-f", str(broken)]) == 2

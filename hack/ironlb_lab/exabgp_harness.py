@@ -39,7 +39,7 @@ def _routes(data: dict[str, list[dict[str, Any]]]) -> dict[str, frozenset[Route]
     }
 
 
-def _config(state: dict[str, Any]) -> ExabgpConfig:
+def _config(state: dict[str, Any], closed: dict[str, tuple[str, float]] | None = None) -> ExabgpConfig:
     """The configuration with its passwords, through the speaker's own path (``with_passwords``): the
     state file's passwords stand in for the Secrets, by Secret name."""
     passwords: dict[str, str] = state.get("passwords", {})
@@ -48,7 +48,7 @@ def _config(state: dict[str, Any]) -> ExabgpConfig:
         password = passwords.get(name)
         return None if password is None else {"password": base64.b64encode(password.encode()).decode()}
 
-    return with_passwords(ExabgpConfig.model_validate(state["config"]), lookup)
+    return with_passwords(ExabgpConfig.model_validate(state["config"]), lookup, closed)
 
 
 def main() -> None:
@@ -62,7 +62,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     state = json.loads(args.state.read_text())
-    supervisor = ExabgpSupervisor(_config(state), args.run_dir)
+    closed: dict[str, tuple[str, float]] = {}  # sessions left closed, and why (the BGPPeer status's message)
+    supervisor = ExabgpSupervisor(_config(state, closed), args.run_dir)
     supervisor.start()
     supervisor.set_routes(_routes(state.get("routes", {})))
     seen = args.state.stat().st_mtime_ns
@@ -73,10 +74,17 @@ def main() -> None:
         if mtime != seen:
             seen = mtime
             state = json.loads(args.state.read_text())
-            supervisor.reconfigure(_config(state))
+            supervisor.reconfigure(_config(state, closed))
             supervisor.set_routes(_routes(state.get("routes", {})))
         sessions = {name: s.state for name, s in supervisor.sessions().items()}
-        text = json.dumps({"pid": supervisor.pid, "restarts": supervisor.restarts, "sessions": sessions})
+        text = json.dumps(
+            {
+                "pid": supervisor.pid,
+                "restarts": supervisor.restarts,
+                "sessions": sessions,
+                "closed": {name: why for name, (why, _) in closed.items()},
+            }
+        )
         if text != status:
             status = text
             temporary = args.status.with_suffix(".tmp")

@@ -30,16 +30,30 @@ def _ip_address(field: str) -> dict[str, str]:
 
 
 IPAddress = Annotated[str, Field(max_length=45)]
+# the keepalive interval exabgp uses (whole seconds, CEL): a third of the hold time, which defaults to 90 s
+_KEEPALIVE = "((has(self.holdTime) ? duration(self.holdTime).getSeconds() : 90) / 3)"
 
 
 class SecretReference(ApiModel):
     """A Secret holding the TCP MD5 password under the key ``password``."""
 
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.__namespace__)",
+                "'passwordSecret.namespace \"' + self.__namespace__ + '\" is refused: IronLB reads the"
+                " Secret in the namespace of the BGPPeer only (it may read no Secret elsewhere);"
+                " leave namespace out'",
+                field_path=".namespace",
+            )
+        )
+    )
+
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the Secret.")
     namespace: str | None = Field(
         default=None,
         max_length=63,
-        description="Namespace of the Secret; the BGPPeer's namespace when empty.",
+        description="Refused when set: the Secret must be in the BGPPeer's namespace (MetalLB's field).",
     )
 
 
@@ -65,13 +79,11 @@ class BGPPeerSpec(ApiModel):
                 field_path=".sourceAddress",
             ),
             cel(
-                "!has(self.keepaliveTime) || (has(self.holdTime) && duration(self.holdTime) == duration('0s')"
-                " ? duration(self.keepaliveTime) == duration('0s')"
-                " : duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime)"
-                " : duration('90s')))",
-                "'keepaliveTime ' + self.keepaliveTime + ' must be shorter than holdTime '"
-                " + (has(self.holdTime) ? self.holdTime : '90s (the default)')"
-                " + ' (and 0s when holdTime is 0s)'",
+                "!has(self.keepaliveTime)"
+                f" || duration(self.keepaliveTime).getMilliseconds() == {_KEEPALIVE} * 1000",
+                "'keepaliveTime ' + self.keepaliveTime + ' cannot be honoured: exabgp, which opens the"
+                " sessions, sends keepalives every third of holdTime (' + (has(self.holdTime) ? self.holdTime"
+                " : '90s') + '); set keepaliveTime to that third, or leave it out'",
                 field_path=".keepaliveTime",
             ),
             cel(
@@ -121,28 +133,32 @@ class BGPPeerSpec(ApiModel):
         default=None,
         json_schema_extra=validations(
             cel(
-                "duration(self) == duration('0s') || (duration(self) >= duration('3s')"
-                " && duration(self) <= duration('65535s'))",
-                "'holdTime must be 0s or between 3s and 65535s (RFC 4271), got ' + self",
+                "duration(self).getMilliseconds() == duration(self).getSeconds() * 1000"
+                " && (duration(self) == duration('0s') || (duration(self) >= duration('3s')"
+                " && duration(self) <= duration('65535s')))",
+                "'holdTime must be 0s or whole seconds between 3s and 65535s (BGP carries seconds,"
+                " RFC 4271), got ' + self",
             )
         ),
-        description="BGP hold time: 0s turns keepalives off, otherwise at least 3s (RFC 4271). Default 90s."
-        + _DURATION_HINT,
+        description="BGP hold time in whole seconds: 0s turns keepalives off, otherwise at least 3s "
+        "(RFC 4271). Default 90s." + _DURATION_HINT,
     )
     keepalive_time: Duration | None = Field(
         default=None,
-        description="Interval between keepalives; shorter than holdTime. Default holdTime/3."
-        + _DURATION_HINT,
+        description="Interval between keepalives: only holdTime/3 (whole seconds) is accepted, the interval "
+        "exabgp always uses." + _DURATION_HINT,
     )
     connect_time: Duration | None = Field(
         default=None,
         json_schema_extra=validations(
             cel(
-                "duration(self) >= duration('1s') && duration(self) <= duration('65535s')",
-                "'connectTime must be between 1s and 65535s, got ' + self",
+                "false",
+                "'connectTime ' + self + ' cannot be honoured: exabgp, which opens the sessions, retries a"
+                " closed session after 1s, waiting longer each time up to 60s; leave connectTime out'",
             )
         ),
-        description="Time between attempts to open the session." + _DURATION_HINT,
+        description="Refused when set: exabgp retries a closed session after 1 s, then longer each time "
+        "up to 60 s (MetalLB's field)." + _DURATION_HINT,
     )
     password: str | None = Field(
         default=None,

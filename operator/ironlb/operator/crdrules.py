@@ -196,15 +196,22 @@ def peer_problems(spec: BGPPeerSpec, where: str) -> list[Problem]:
     if spec.router_id is not None and not isinstance(_ip(spec.router_id), ipaddress.IPv4Address):
         fail("routerID", f"{spec.router_id!r} is not a dotted IPv4 address")
     hold, keepalive = _seconds(spec.hold_time), _seconds(spec.keepalive_time)
-    if hold is not None and hold != 0 and not 3 <= hold <= 65535:
-        fail("holdTime", f"{spec.hold_time!r} is neither 0s nor between 3s and 65535s")
-    if keepalive is not None and (keepalive != 0 if hold == 0 else keepalive >= (hold or 90)):
+    if hold is not None and (hold != int(hold) or (hold != 0 and not 3 <= hold <= 65535)):
+        fail("holdTime", f"{spec.hold_time!r} is neither 0s nor whole seconds between 3s and 65535s")
+    every = int(90 if hold is None else hold) // 3  # exabgp's keepalive interval
+    if keepalive is not None and keepalive != every:
         fail(
-            "keepaliveTime", f"{spec.keepalive_time!r} is not shorter than holdTime {spec.hold_time or '90s'}"
+            "keepaliveTime",
+            f"{spec.keepalive_time!r} cannot be honoured: exabgp sends keepalives every third of holdTime"
+            f" ({every}s here)",
         )
-    connect = _seconds(spec.connect_time)
-    if connect is not None and not 1 <= connect <= 65535:
-        fail("connectTime", f"{spec.connect_time!r} is not between 1s and 65535s")
+    if spec.connect_time is not None:
+        fail("connectTime", f"{spec.connect_time!r} cannot be honoured: exabgp retries after 1s, up to 60s")
+    if spec.password_secret is not None and spec.password_secret.namespace is not None:
+        fail(
+            "passwordSecret.namespace",
+            f"{spec.password_secret.namespace!r} is refused: the Secret must be in the BGPPeer's namespace",
+        )
     internal = spec.peer_asn == spec.my_asn if spec.peer_asn is not None else spec.dynamic_asn == "internal"
     if spec.ebgp_multi_hop and internal:
         fail("ebgpMultiHop", "applies to eBGP sessions only, but this session is iBGP")

@@ -403,7 +403,8 @@ class LegacyObjects:
 
 
 def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:
-    """The operator's live reading: passwords are dropped (IronLB takes them only from Secrets), and said."""
+    """The operator's live reading. Plaintext passwords are used as a BGPPeer's inline ``password`` is:
+    gathered into the speakers' Secret, never written into an event (the warning still recommends Secrets)."""
     metadata = body.get("metadata") or {}
     source = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
     text = (body.get("data") or {}).get(CONFIGMAP_KEY)
@@ -411,14 +412,12 @@ def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:
         return LegacyObjects(source, problems=(Problem(f"data.{CONFIGMAP_KEY}", "missing"),), readable=False)
     config = parse_legacy_config(text)
     problems = list(config.problems)
-    for name in config.passwords:
-        problems.append(
-            Problem(
-                f"peer {name} password",
-                "plaintext passwords are not used; IronLB reads BGP passwords from Secrets "
-                "(ironlb migrate writes the Secret and the BGPPeer); the session is opened without one",
-            )
-        )
+    peers = {
+        name: spec.model_copy(update={"password": config.passwords[name]})
+        if name in config.passwords
+        else spec
+        for name, spec in config.peers.items()
+    }
     advertisements: dict[tuple[str, str], L2AdvertisementSpec | BGPAdvertisementSpec] = {
         ("L2Advertisement", name): spec for name, spec in config.l2.items()
     }
@@ -428,7 +427,7 @@ def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:
         str(metadata.get("creationTimestamp", "")),
         dict(config.pools),
         advertisements,
-        dict(config.peers),
+        peers,
         tuple(problems),
         config.readable,
         config.rejected_pools,

@@ -76,7 +76,7 @@ _FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ),
     ("BGPPeer", "v1beta1"): frozenset(_PEER_V1BETA1),
     ("BGPPeer", "v1beta2"): frozenset(
-        (*_PEER_V1BETA1, "dynamicASN", "connectTime", "passwordSecret", "enableGracefulRestart")
+        (*_PEER_V1BETA1, "dynamicASN", "passwordSecret", "enableGracefulRestart")
     ),
 }
 # MetalLB fields IronLB lacks: (value that means "not used", what happens to the object, why)
@@ -89,6 +89,11 @@ _LACKING: dict[str, tuple[object, bool, str]] = {
         "unnumbered BGP (interface) is not supported by IronLB; the peer is not converted",
     ),
     "disableMP": (False, True, "IronLB always negotiates each family on its own session; field dropped"),
+    "connectTime": (
+        None,
+        True,
+        "exabgp, which opens IronLB's sessions, retries after 1 s, then longer up to 60 s; field dropped",
+    ),
     "dualStackAddressFamily": (False, True, "IronLB announces only the peer's family; field dropped"),
 }
 _STATUS_KINDS = frozenset(("ServiceL2Status", "ServiceBGPStatus", "BGPSessionState", "ConfigurationState"))

@@ -2,14 +2,15 @@
 
 A BGPPeer names its password's Secret; a speaker on every node, on the host network, used to read every
 Secret of IronLB's namespace to find them. Now the operator (one replica, off the host network) reads the
-Secrets its peers name and copies each password into ``PASSWORDS_SECRET``, keyed by peer name; the speakers'
-RBAC names that Secret and no other. Passwords are copied as the API stores them (base64), never decoded
-here, never logged. A Secret in another namespace than IronLB's is not read: its peer stays closed, as the
-speaker says in its log and on the BGPPeer's status.
+Secrets its peers name (and the inline ``password`` MetalLB also accepts) and copies each password into
+``PASSWORDS_SECRET``, keyed by peer name; the speakers' RBAC names that Secret and no other. Passwords are
+copied as the API stores them (base64), never decoded here, never logged. A Secret in another namespace is
+refused at admission (``passwordSecret.namespace``).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +28,13 @@ def gather(
     """Peer name -> its password (base64) from the Secret it names, for the peers whose Secret has one."""
     data: dict[str, str] = {}
     for name, spec in sorted(peers.items()):
+        if (
+            spec.password is not None
+        ):  # MetalLB's inline password: kept out of the speakers' reach the same way
+            data[name] = base64.b64encode(spec.password.encode()).decode("ascii")
+            continue
         ref = spec.password_secret
-        if ref is None or (ref.namespace or namespace) != namespace:
+        if ref is None or ref.namespace is not None:  # refused at admission: IronLB reads its own namespace
             continue
         encoded = (secrets.get(ref.name) or {}).get(PASSWORD_KEY)
         if encoded:

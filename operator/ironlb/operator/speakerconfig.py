@@ -35,13 +35,14 @@ Labels = Mapping[str, str]
 
 
 def session_from_peer(name: str, namespace: str, spec: BGPPeerSpec) -> BGPSession:
-    """One BGPPeer as a session; durations become whole seconds (BGP's unit), rounded up."""
+    """One BGPPeer as a session; durations become whole seconds (BGP's unit; the CRD accepts no fraction
+    of a second that matters, and CEL's getSeconds truncates: so does this)."""
 
     def seconds(text: str | None) -> int | None:
-        return None if text is None else int(-(-duration_seconds(text) // 1))
+        return None if text is None else int(duration_seconds(text))
 
     hold = seconds(spec.hold_time)
-    secret = spec.password_secret
+    signed = spec.password_secret is not None or spec.password is not None
     return BGPSession(
         name=name,
         peer_address=spec.peer_address,
@@ -55,7 +56,7 @@ def session_from_peer(name: str, namespace: str, spec: BGPPeerSpec) -> BGPSessio
         keepalive_seconds=seconds(spec.keepalive_time),
         connect_seconds=seconds(spec.connect_time),
         # the operator gathered the password into the speakers' Secret, keyed by peer (passwords.py)
-        password_secret=SecretRef(namespace=namespace, name=PASSWORDS_SECRET, key=name) if secret else None,
+        password_secret=SecretRef(namespace=namespace, name=PASSWORDS_SECRET, key=name) if signed else None,
         ebgp_multihop=spec.ebgp_multi_hop,
         graceful_restart=spec.enable_graceful_restart,
     )

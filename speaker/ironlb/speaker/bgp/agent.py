@@ -8,7 +8,6 @@ field manager per node), so speakers never overwrite each other's entries.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import queue
@@ -27,6 +26,7 @@ from pydantic import SecretStr
 
 from ..interfaces import interface_addresses
 from .exabgp_process import ExabgpSupervisor, SessionState
+from .md5 import md5_key
 from .routes import Route, bgp_routes
 
 log = logging.getLogger("ironlb.speaker.bgp")
@@ -124,14 +124,15 @@ def with_passwords(
         ref = neighbor.session.password_secret
         if ref is not None:
             encoded = (lookup(ref.namespace, ref.name) or {}).get(ref.key)
-            if not encoded:
-                reason = f"no key {ref.key!r} in Secret {ref.namespace}/{ref.name}: the session stays closed"
-                if closed is not None and neighbor.session.name not in closed:
+            key, problem = md5_key(encoded) if encoded else (None, None)
+            if key is None:
+                where = f"key {ref.key!r} in Secret {ref.namespace}/{ref.name}"
+                reason = f"{f'{problem} ({where})' if problem else f'no {where}'}: the session stays closed"
+                if closed is not None and closed.get(neighbor.session.name, ("",))[0] != reason:
                     closed[neighbor.session.name] = (reason, time.time())
                     log.error("BGPPeer %s: %s", neighbor.session.name, reason)
                 continue
-            password = base64.b64decode(encoded).decode().rstrip("\r\n")  # `echo pw | base64` adds one
-            neighbor = neighbor.model_copy(update={"password": SecretStr(password)})
+            neighbor = neighbor.model_copy(update={"password": SecretStr(key)})
         if closed is not None:
             closed.pop(neighbor.session.name, None)
         neighbors.append(neighbor)

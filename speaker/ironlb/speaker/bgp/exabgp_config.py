@@ -17,7 +17,7 @@ _ENVIRONMENT = jinja2.Environment(
     lstrip_blocks=True,
 )
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_.:/ -]*$")
-_PASSWORD = re.compile(r'^[^"\\\n\r;{}]{1,80}$')
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")  # the MD5 key as exabgp reads it (md5-base64)
 
 
 def _check(config: ExabgpConfig) -> None:
@@ -28,11 +28,8 @@ def _check(config: ExabgpConfig) -> None:
             ipaddress.ip_address(address)
         if not _SAFE_TEXT.match(session.name):
             raise ValueError(f"BGPPeer name {session.name!r} cannot be written into exabgp's configuration")
-        if neighbor.password is not None and not _PASSWORD.match(neighbor.password.get_secret_value()):
-            raise ValueError(
-                f"the MD5 password of BGPPeer {session.name} must be 1-80 characters without quotes, "
-                "backslashes, semicolons, braces or line breaks"
-            )
+        if neighbor.password is not None and not _BASE64.match(neighbor.password.get_secret_value()):
+            raise ValueError(f"the MD5 key of BGPPeer {session.name} is not base64 (md5.md5_key makes it)")
     if "\n" in config.api_command or ";" in config.api_command:
         raise ValueError("the API command must be a single command line")
 
