@@ -158,3 +158,17 @@ def test_the_limit_the_daemonset_passes_is_used_where_no_cgroup_file_shows_one()
         pytest.skip("this test process runs under a CPU quota of its own")
     assert CpuBudget.for_container(environ={CPU_LIMIT_ENV: "50"}).rate == pytest.approx(0.05 * 0.6)
     assert CpuBudget.for_container(environ={}).rate is None
+
+
+def test_a_thread_that_must_not_sleep_is_charged_and_sees_the_debt() -> None:
+    clock = Clock()
+    paced = budget(clock, rate=0.03)
+    paced.begin()
+    clock.cpu += 0.5  # answering ARP before the work: not background, not charged
+    paced.begin()
+    assert not paced.in_debt()
+    clock.cpu += 0.035  # a 35 ms recomputation: 30 ms of debt, a second at the rate
+    assert paced.charge() == pytest.approx(1.0)
+    assert clock.slept == [] and paced.in_debt()
+    clock.now += 1.01
+    assert not paced.in_debt()

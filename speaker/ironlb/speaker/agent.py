@@ -29,6 +29,7 @@ from .state import State, service_summary, slice_summary
 log = logging.getLogger("ironlb.speaker.agent")
 CONFIG_SELECTOR = "ironlb.io/speaker-config"
 RECONNECT_CAP = 5.0  # seconds
+MAX_DEFERRAL = 2.0  # seconds a changed configuration may wait for the CPU budget (a deletion stops within it)
 
 
 def start_informers(
@@ -103,12 +104,17 @@ def run(
     bgp = BGPAgent(kube, node, namespace, run_dir / "exabgp", state.secret)
     seen_version, bgp_retry_at = -1, 0.0
     next_settings_check = time.monotonic() + 2
+    snapshot, taken = state.snapshot(), time.monotonic()
     log.info("speaker %s answering on %s", node, primary)
     try:
         while not stop.is_set():
             now = time.monotonic()
             health.tick()
-            snapshot = state.snapshot()
+            budget.begin()
+            if not budget.in_debt() or now - taken >= MAX_DEFERRAL:
+                # a new snapshot costs work per IP when it changed: under a CPU quota it waits for the
+                # background share to recover, never longer than MAX_DEFERRAL
+                snapshot, taken = state.snapshot(), now
             health.configured = state.configured and all(i.synced.is_set() for i in informers)
             l2.step(snapshot, now)
             if snapshot.version != seen_version and now >= bgp_retry_at:
@@ -118,6 +124,7 @@ def run(
                 except Exception:  # BGP trouble must never stop the Layer 2 answers: log, retry in 1 s
                     log.exception("updating BGP")
                     seen_version, bgp_retry_at = -1, now + 1.0
+            budget.charge()
             try:
                 bgp.poll()
             except Exception:

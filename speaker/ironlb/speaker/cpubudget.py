@@ -107,18 +107,39 @@ class CpuBudget:
 
     def spend(self) -> None:
         """After a unit of work: pay for the CPU this thread used since its last call, sleeping off debt."""
-        used_until = self._thread_time()
-        used = used_until - getattr(self._last, "value", used_until)
-        self._last.value = used_until
-        if self.rate is None or used <= 0:
-            return
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._filled) * self.rate)
-            self._filled = now
-            self._tokens -= used
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        wait = self.charge()
         if wait > 0:
             PAUSED.inc(wait)
             self._sleep(wait)
             self._last.value = self._thread_time()  # sleeping costs nothing, but keep it exact
+
+    def charge(self) -> float:
+        """Pay for the CPU this thread used since its last call (or ``begin``) without waiting: for a thread
+        that must not sleep (the loop answering ARP/NDP). Returns the debt, in seconds at the rate."""
+        used_until = self._thread_time()
+        used = used_until - getattr(self._last, "value", used_until)
+        self._last.value = used_until
+        if self.rate is None or used <= 0:
+            return 0.0
+        with self._lock:
+            self._refill()
+            self._tokens -= used
+            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
+    def begin(self) -> None:
+        """Start this thread's account now: what it used before is not background work."""
+        self._last.value = self._thread_time()
+
+    def in_debt(self) -> bool:
+        """Background work has used more than its share lately: work that can wait should."""
+        if self.rate is None:
+            return False
+        with self._lock:
+            self._refill()
+            return self._tokens < 0
+
+    def _refill(self) -> None:
+        now = self._clock()
+        assert self.rate is not None
+        self._tokens = min(self.burst, self._tokens + (now - self._filled) * self.rate)
+        self._filled = now
