@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import ironlb.api
@@ -56,3 +57,16 @@ def test_design_card_folders_exist() -> None:
         "requirements.lock",
     ):
         assert (REPO_ROOT / name).exists(), name
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    """setuptools installs only the listed packages: one left out installs nowhere but in editable mode
+    (ironlb.operator.controller was missing: a wheel-built image would not have started)."""
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for package, directory in config["package-dir"].items():
+        for init in (REPO_ROOT / directory).rglob("__init__.py"):
+            relative = init.parent.relative_to(REPO_ROOT / directory)
+            found.add(".".join([package, *relative.parts]))
+    assert found == listed

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 PREFIX = "ilb"
 LAN_V4 = ipaddress.IPv4Network("198.51.100.0/25")
@@ -124,6 +125,7 @@ class LabNetwork:
     instance: int = field(default_factory=lambda: next(_instances))
     hosts: dict[str, Host] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    removes_stale: ClassVar[bool] = True  # namespaces of crashed runs go first (a lab that owns none: False)
 
     @property
     def stem(self) -> str:
@@ -152,8 +154,9 @@ class LabNetwork:
         return self.hosts["remote"]
 
     # -------------------------------------------------------------------------------------- lifecycle
-    def create(self) -> LabNetwork:
-        remove_stale_namespaces()
+    def create(self) -> Self:
+        if self.removes_stale:
+            remove_stale_namespaces()
         try:
             self._build()
         except BaseException:
@@ -279,7 +282,7 @@ class LabNetwork:
                 ip("netns", "delete", name, check=False)
         self.hosts.clear()
 
-    def __enter__(self) -> LabNetwork:
+    def __enter__(self) -> Self:
         return self.create()
 
     def __exit__(self, *exc: object) -> None:
