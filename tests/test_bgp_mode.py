@@ -20,6 +20,7 @@ from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 from ironlb.api.kube import KubeClient
+from ironlb.operator.speakerconfig import EXCLUDE_LABEL
 from ironlb.speaker.bgp.exabgp_process import no_connection_reason, redact
 from ironlb_lab.bgplab import NODE_ASN, add_lan_address, bgp_peer, node_neighbors, start_router
 from ironlb_lab.controlplane import ControlPlane
@@ -191,6 +192,17 @@ def test_local_traffic_policy_announces_only_from_the_pods_node(bgp: BGPLab) -> 
     time.sleep(1.0)  # nobody else joins later
     assert bgp.next_hops(ip) == bgp.node_ips(2)
     _curl_from_behind_the_router(bgp, ip, "served by local-pod")
+
+
+def test_a_node_excluded_from_external_load_balancers_withdraws_its_routes(bgp: BGPLab) -> None:
+    _, ip = _service(bgp, "excluded", 3)
+    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via 3 nodes")
+    bgp.l2.plane.kubectl("label", "node", "node3", f"{EXCLUDE_LABEL}=true")
+    try:
+        wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2), 15, "node3 no longer a next hop")
+    finally:
+        bgp.l2.plane.kubectl("label", "node", "node3", f"{EXCLUDE_LABEL}-")
+    wait_until(lambda: bgp.next_hops(ip) == bgp.node_ips(1, 2, 3), 15, "node3 a next hop again")
 
 
 def test_node_selectors_of_advertisements_and_peers_are_respected(bgp: BGPLab) -> None:

@@ -15,6 +15,7 @@ from bench.ndp_probe import advertised_mac, checksum, override, solicitation
 from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
+from ironlb.operator.speakerconfig import EXCLUDE_LABEL
 from ironlb.speaker.l2.election import owner
 from ironlb.speaker.l2.packets import neighbor_advertisement, parse_neighbor_solicitation
 from ironlb.speaker.l2.report import status_name
@@ -159,6 +160,23 @@ def test_a_node_selector_lets_only_the_selected_node_answer(l2lab: L2Lab) -> Non
     finally:
         l2lab.ensure_speakers()
     wait_until(lambda: l2lab.arp(address) == macs["node2"], 30, "node2 to answer again once restarted")
+
+
+def test_a_node_excluded_from_external_load_balancers_stops_answering(l2lab: L2Lab) -> None:
+    """Kubernetes' well-known label: its presence alone takes the node out of every advertisement."""
+    requested = next(str(a) for a in V6_POOL if owner(str(a), NODES) == "node3")
+    _, address = _service(l2lab, "excluded", requested, ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack")
+    macs = {node: l2lab.lab.node(int(node[-1])).mac() for node in NODES}
+    wait_until(lambda: l2lab.ndp(address) == macs["node3"], 30, f"node3 to answer for {address}")
+    label = f"{EXCLUDE_LABEL}="
+    l2lab.plane.kubectl("label", "node", "node3", label)
+    try:
+        survivor = owner(address, NODES, ["node1", "node2"])
+        assert survivor is not None
+        wait_until(lambda: l2lab.ndp(address) == macs[survivor], 15, f"{survivor} to take {address} over")
+    finally:
+        l2lab.plane.kubectl("label", "node", "node3", f"{EXCLUDE_LABEL}-")
+    wait_until(lambda: l2lab.ndp(address) == macs["node3"], 15, "node3 to answer again once unlabelled")
 
 
 def test_an_interfaces_list_answers_on_that_interface_and_not_on_the_primary(

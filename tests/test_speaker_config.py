@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
 from ironlb.operator.allocator import Allocation, parse_address
-from ironlb.operator.speakerconfig import SHARDS, announcement, global_config, shard, shard_of
+from ironlb.operator.speakerconfig import EXCLUDE_LABEL, SHARDS, announcement, global_config, shard, shard_of
 
 NODES = {
     "edge-1": {"role": "edge", "zone": "a"},
@@ -71,3 +71,21 @@ def test_shards_are_stable_and_10000_services_stay_far_below_the_object_limit() 
     sizes = [len(shard(n, items).model_dump_json()) for n, items in shards.items()]  # type: ignore[arg-type]
     assert len(shards) == SHARDS
     assert max(sizes) < 100 * 1024, max(sizes)  # the API limit is 1 MiB
+
+
+def test_nodes_excluded_from_external_load_balancers_announce_in_neither_mode() -> None:
+    nodes = {**NODES, "edge-2": {**NODES["edge-2"], EXCLUDE_LABEL: ""}}  # presence alone excludes
+    config = global_config(
+        l2={"all": L2AdvertisementSpec.model_validate({})},
+        bgp={"all": BGPAdvertisementSpec.model_validate({})},
+        peers={
+            "tor": BGPPeerSpec.model_validate(
+                {"myASN": 64512, "peerASN": 64500, "peerAddress": "198.51.100.1"}
+            )
+        },
+        nodes=nodes,
+        namespace="ironlb-system",
+    )
+    assert config.l2[0].nodes == ("core-1", "edge-1")
+    assert config.bgp[0].nodes == ("core-1", "edge-1")
+    assert config.peers[0].nodes == ("core-1", "edge-1", "edge-2")  # the session stays; nothing is announced

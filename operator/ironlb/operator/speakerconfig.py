@@ -30,6 +30,7 @@ from .allocator import Allocation, format_address
 from .allocator.selectors import any_selector_matches
 
 DEFAULT_HOLD_SECONDS = 90
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 SHARDS = 64
 Labels = Mapping[str, str]
 
@@ -68,6 +69,14 @@ def _nodes(selectors: Sequence[LabelSelector] | None, nodes: Mapping[str, Labels
     )
 
 
+def _announcing_nodes(
+    selectors: Sequence[LabelSelector] | None, nodes: Mapping[str, Labels]
+) -> tuple[str, ...]:
+    """The nodes an advertisement selects, but those excluded from external load balancers (Kubernetes'
+    well-known label: its presence, whatever its value), as MetalLB and cloud providers honour it."""
+    return tuple(name for name in _nodes(selectors, nodes) if EXCLUDE_LABEL not in nodes[name])
+
+
 def global_config(
     l2: Mapping[str, L2AdvertisementSpec],
     bgp: Mapping[str, BGPAdvertisementSpec],
@@ -86,14 +95,16 @@ def global_config(
         pools={name: tuple(addresses) for name, addresses in sorted((pools or {}).items())},
         l2=tuple(
             L2Advertising(
-                name=name, nodes=_nodes(spec.node_selectors, nodes), interfaces=tuple(spec.interfaces or ())
+                name=name,
+                nodes=_announcing_nodes(spec.node_selectors, nodes),
+                interfaces=tuple(spec.interfaces or ()),
             )
             for name, spec in sorted(l2.items())
         ),
         bgp=tuple(
             BGPAdvertising(
                 name=name,
-                nodes=_nodes(spec.node_selectors, nodes),
+                nodes=_announcing_nodes(spec.node_selectors, nodes),
                 peers=tuple(spec.peers or ()),
                 communities=tuple(c for c in spec.communities or () if not c.startswith("large:")),
                 large_communities=tuple(
