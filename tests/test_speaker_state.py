@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from ironlb.api.contract import CONTRACT_VERSION, SpeakerGlobalConfig
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ironlb.api.contract import CONTRACT_VERSION, AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.speaker.pools import PoolAddresses
 from ironlb.speaker.state import State
 
 CONTRACT = Path(__file__).parent / "data" / "contract"
@@ -155,3 +159,79 @@ def test_an_ip_outside_its_pool_is_never_announced() -> None:
     config["pools"] = {"other": ["203.0.113.0/24"]}  # the pool it names holds none of them
     state.on_configmap("MODIFIED", published("ironlb-speaker-config", "config.json", json.dumps(config)))
     assert state.snapshot().announcements == []
+
+
+def _service_body(name: str, ips: list[str]) -> dict[str, object]:
+    ingress = [{"ip": ip} for ip in ips]
+    return {
+        "metadata": {"namespace": "web", "name": name, "uid": name},
+        "spec": {"type": "LoadBalancer"},
+        "status": {"loadBalancer": {"ingress": ingress}},
+    }
+
+
+def _shard_body(number: int, services: dict[str, list[str]]) -> dict[str, object]:
+    shard = AnnouncementShard(
+        shard=number,
+        services=tuple(
+            ServiceAnnouncement(service=f"web/{name}", ips=tuple(ips), pool="p", local_traffic=False)
+            for name, ips in sorted(services.items())
+        ),
+    )
+    return {
+        "metadata": {"name": f"ironlb-announcements-{number}"},
+        "data": {"announcements.json": shard.model_dump_json()},
+    }
+
+
+def _reference(state: State) -> list[tuple[str, tuple[str, ...]]]:
+    """What a snapshot must hold, computed from scratch: the IPs both shown and in the pool."""
+    pools = PoolAddresses.of(state.config.pools)
+    result = []
+    for shard in state.shards.values():
+        for announcement in shard:
+            shown = state.services.get(announcement.service, frozenset())
+            held = tuple(ip for ip in announcement.ips if ip in shown and pools.holds(announcement.pool, ip))
+            if held:
+                result.append((announcement.service, held))
+    return result
+
+
+IPS = ["203.0.113.1", "203.0.113.2", "203.0.113.9", "2001:db8::1"]
+CHANGES = st.one_of(
+    st.tuples(
+        st.just("service"), st.sampled_from(["a", "b", "c"]), st.lists(st.sampled_from(IPS), max_size=2)
+    ),
+    st.tuples(
+        st.just("shard"),
+        st.integers(0, 1),
+        st.dictionaries(
+            st.sampled_from(["a", "b", "c"]), st.lists(st.sampled_from(IPS), min_size=1, max_size=2)
+        ),
+    ),
+    st.tuples(st.just("pools"), st.sampled_from(["203.0.113.0/29", "203.0.113.0/24", "2001:db8::/64"])),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(CHANGES, max_size=12))
+def test_a_snapshot_reusing_what_did_not_change_equals_one_made_from_scratch(
+    changes: list[tuple[Any, ...]],
+) -> None:
+    state = State()
+    for change in changes:
+        if change[0] == "service":
+            state.on_service("MODIFIED", _service_body(change[1], change[2]))
+        elif change[0] == "shard":
+            state.on_configmap("MODIFIED", _shard_body(change[1], change[2]))
+        else:
+            config = SpeakerGlobalConfig(pools={"p": (change[1],)})
+            state.on_configmap(
+                "MODIFIED",
+                {
+                    "metadata": {"name": "ironlb-speaker-config"},
+                    "data": {"config.json": config.model_dump_json()},
+                },
+            )
+        snapshot = state.snapshot()
+        assert [(a.service, a.ips) for a in snapshot.announcements] == _reference(state)

@@ -39,6 +39,11 @@ class Snapshot:
     endpoints: dict[str, frozenset[str]]  # Service -> nodes with a ready endpoint
 
 
+_NOTHING: frozenset[str] = frozenset()
+# (announcement, IPs the Service shows, pools) -> (what may be announced, IPs refused), identities compared
+_Checked = tuple[ServiceAnnouncement, frozenset[str], PoolAddresses, ServiceAnnouncement | None, int]
+
+
 @dataclass
 class State:
     """What the watches have seen; replaced piecewise under a lock, read as a whole by the loop."""
@@ -56,6 +61,8 @@ class State:
     _snapshot: Snapshot | None = None  # the last snapshot, reused while the version is unchanged
     _told_newer: set[str] = field(default_factory=set)  # objects whose newer contract was logged once
     _refused: set[tuple[str, str]] = field(default_factory=set)  # (Service, IP) refused, logged once
+    _pools: tuple[SpeakerGlobalConfig, PoolAddresses] | None = None  # the pools of this configuration
+    _checked: dict[str, _Checked] = field(default_factory=dict)  # Service -> its last check (snapshot)
 
     def on_configmap(self, kind: str, body: dict[str, Any]) -> None:
         name, data = body["metadata"]["name"], body.get("data") or {}
@@ -183,26 +190,39 @@ class State:
         with self.lock:
             if self._snapshot is not None and self._snapshot.version == self.version:
                 return self._snapshot
-            endpoints: dict[str, frozenset[str]] = {}
-            for service, nodes in self.slices.values():
-                endpoints[service] = endpoints.get(service, frozenset()) | nodes
-            pools = PoolAddresses.of(self.config.pools)
+            endpoints = {service: self._ready_nodes(service) for service in self._slices_of}
+            if self._pools is None or self._pools[0] is not self.config:
+                self._pools = (self.config, PoolAddresses.of(self.config.pools))
+            pools = self._pools[1]
             announcements, refused = [], 0
+            checked: dict[str, _Checked] = {}
             for shard in self.shards.values():
                 for announcement in shard:
-                    shown = self.services.get(announcement.service, frozenset())
-                    ips = tuple(ip for ip in announcement.ips if ip in shown)
-                    held = tuple(ip for ip in ips if pools.holds(announcement.pool, ip))
-                    refused += len(ips) - len(held)
-                    for ip in set(ips) - set(held):
-                        self._refuse(announcement.service, ip, announcement.pool)
-                    if held == announcement.ips:
-                        announcements.append(announcement)
-                    elif held:
-                        announcements.append(announcement.model_copy(update={"ips": held}))
+                    shown = self.services.get(announcement.service, _NOTHING)
+                    done = self._checked.get(announcement.service)
+                    if done is None or done[:3] != (announcement, shown, pools):
+                        done = (announcement, shown, pools, *self._check(announcement, shown, pools))
+                    checked[announcement.service] = done
+                    refused += done[4]
+                    if done[3] is not None:
+                        announcements.append(done[3])
+            self._checked = checked
             REFUSED.set(refused)
             self._snapshot = Snapshot(self.version, self.config, announcements, endpoints)
             return self._snapshot
+
+    def _check(
+        self, announcement: ServiceAnnouncement, shown: frozenset[str], pools: PoolAddresses
+    ) -> tuple[ServiceAnnouncement | None, int]:
+        """The announcement as far as the Service shows its IPs and the pool holds them, and how many IPs
+        were refused; kept per Service until one of the three changes (a snapshot costs no work per IP)."""
+        ips = tuple(ip for ip in announcement.ips if ip in shown)
+        held = tuple(ip for ip in ips if pools.holds(announcement.pool, ip))
+        for ip in set(ips) - set(held):
+            self._refuse(announcement.service, ip, announcement.pool)
+        if held == announcement.ips:
+            return announcement, len(ips) - len(held)
+        return (announcement.model_copy(update={"ips": held}) if held else None), len(ips) - len(held)
 
     def _refuse(self, service: str, ip: str, pool: str) -> None:
         if (service, ip) not in self._refused:
