@@ -21,6 +21,7 @@ from ironlb.api.kube import Json, KubeClient
 
 from .bgp.agent import BGPAgent
 from .cpubudget import CpuBudget
+from .heap import HeapFreezer
 from .interfaces import interface_with
 from .l2.agent import L2Agent
 from .settings import SettingsFile, apply_log_level
@@ -105,6 +106,7 @@ def run(
     seen_version, bgp_retry_at = -1, 0.0
     next_settings_check = time.monotonic() + 2
     snapshot, taken = state.snapshot(), time.monotonic()
+    heap = HeapFreezer()
     log.info("speaker %s answering on %s", node, primary)
     try:
         while not stop.is_set():
@@ -116,6 +118,7 @@ def run(
                 # background share to recover, never longer than MAX_DEFERRAL
                 snapshot, taken = state.snapshot(), now
             health.configured = state.configured and all(i.synced.is_set() for i in informers)
+            heap.tick(now, health.configured)
             l2.step(snapshot, now)
             if snapshot.version != seen_version and now >= bgp_retry_at:
                 seen_version = snapshot.version
