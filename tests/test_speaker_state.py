@@ -210,6 +210,12 @@ CHANGES = st.one_of(
         ),
     ),
     st.tuples(st.just("pools"), st.sampled_from(["203.0.113.0/29", "203.0.113.0/24", "2001:db8::/64"])),
+    st.tuples(
+        st.just("slice"),
+        st.sampled_from(["a-1", "a-2", "b-1"]),
+        st.lists(st.sampled_from(["node1", "node2"]), max_size=2),
+        st.booleans(),
+    ),
 )
 
 
@@ -224,6 +230,9 @@ def test_a_snapshot_reusing_what_did_not_change_equals_one_made_from_scratch(
             state.on_service("MODIFIED", _service_body(change[1], change[2]))
         elif change[0] == "shard":
             state.on_configmap("MODIFIED", _shard_body(change[1], change[2]))
+        elif change[0] == "slice":
+            body = endpointslice(change[1], change[1].split("-")[0], change[2])
+            state.on_endpointslice("MODIFIED" if change[3] else "DELETED", body)
         else:
             config = SpeakerGlobalConfig(pools={"p": (change[1],)})
             state.on_configmap(
@@ -235,3 +244,8 @@ def test_a_snapshot_reusing_what_did_not_change_equals_one_made_from_scratch(
             )
         snapshot = state.snapshot()
         assert [(a.service, a.ips) for a in snapshot.announcements] == _reference(state)
+        ready: dict[str, frozenset[str]] = {}
+        for service, nodes in state.slices.values():
+            ready[service] = ready.get(service, frozenset()) | nodes
+        nonempty = {service: nodes for service, nodes in snapshot.endpoints.items() if nodes}
+        assert nonempty == {service: nodes for service, nodes in ready.items() if nodes}  # none = no entry

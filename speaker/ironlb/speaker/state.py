@@ -52,6 +52,7 @@ class State:
     shards: dict[str, tuple[ServiceAnnouncement, ...]] = field(default_factory=dict)
     slices: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # slice -> (service, nodes)
     _slices_of: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # service -> its slices
+    _ready: dict[str, frozenset[str]] = field(default_factory=dict)  # service -> nodes with a ready endpoint
     lock: threading.Lock = field(default_factory=threading.Lock)
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # BGP passwords' Secrets
     services: dict[str, frozenset[str]] = field(default_factory=dict)  # Service -> the IPs its status shows
@@ -143,7 +144,15 @@ class State:
                 old[before[0]] |= before[1]
             # only a change in the nodes with a ready endpoint is news: pod churn that moves no node, or an
             # empty slice created, changes nothing the loop decides from (and a new version costs it a pass)
-            if any(self._ready_nodes(name) != nodes for name, nodes in old.items()):
+            changed_nodes = False
+            for name, nodes in old.items():
+                now_ready = self._ready_nodes(name)
+                if self._slices_of.get(name):  # a Service with slices, ready or not
+                    self._ready[name] = now_ready
+                else:
+                    self._ready.pop(name, None)
+                changed_nodes = changed_nodes or now_ready != nodes
+            if changed_nodes:
                 self.version += 1
 
     def _ready_nodes(self, service: str) -> frozenset[str]:
@@ -190,7 +199,7 @@ class State:
         with self.lock:
             if self._snapshot is not None and self._snapshot.version == self.version:
                 return self._snapshot
-            endpoints = {service: self._ready_nodes(service) for service in self._slices_of}
+            endpoints = dict(self._ready)
             if self._pools is None or self._pools[0] is not self.config:
                 self._pools = (self.config, PoolAddresses.of(self.config.pools))
             pools = self._pools[1]
