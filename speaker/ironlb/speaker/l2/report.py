@@ -88,8 +88,6 @@ class AnnouncementReporter:
             except queue.Empty:
                 continue
             self._handle(service, ip, interfaces, answering)
-            if self._pace is not None:
-                self._pace()
 
     def _handle(self, service: str, ip: IPAddress, interfaces: tuple[str, ...], answering: bool) -> None:
         """The event does not wait for the report, nor depend on it."""
@@ -106,6 +104,8 @@ class AnnouncementReporter:
                 step()
             except ApiError as error:
                 log.warning("reporting %s %s: %s", service, ip, error)
+            if self._pace is not None:  # each request is a unit: a report is three, too long for one
+                self._pace()
 
     def _path(self, service: str, ip: str) -> str:
         return custom_path(GROUP, VERSION, self.namespace, PLURAL, status_name(service, ip))
@@ -115,6 +115,8 @@ class AnnouncementReporter:
         status = body.pop("status")
         path = self._path(service, ip)
         self.kube.apply(path, body, field_manager=self.manager)
+        if self._pace is not None:
+            self._pace()
         self.kube.apply(path + "/status", {**body, "status": status}, field_manager=self.manager)
 
     def _remove(self, service: str, ip: str) -> None:
