@@ -1,6 +1,8 @@
 """Benchmark: Layer 2 speakers at scale, in the lab, each held to its CPU request (issue 14, lab part).
 
-Run: hack/bench/run.sh l2scale_lab [nodes] [ips] [minutes] [kills]   (defaults 10 5000 5 20; needs root)
+Run: hack/bench/run.sh l2scale_lab [nodes] [ips] [minutes] [kills] [millicores]   (defaults 10 5000 5 20,
+and the DaemonSet's CPU request; a non-zero ``millicores`` sets IronLBConfig's speaker.cpuRequest first;
+needs root)
 
 Real control plane, operator, one speaker pod per lab node run in a cgroup v1 cpu cgroup whose CFS quota is
 the pod's CPU request (``L2Lab(cpu_limited=True)``), and IPS IPv6 single-stack LoadBalancer Services
@@ -36,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ironlb.api import GROUP, VERSION
+from ironlb.api.config import SINGLETON_NAME
 from ironlb.api.informer import Informer
-from ironlb.api.kube import KubeClient
+from ironlb.api.kube import KubeClient, custom_path
 from ironlb.operator.manifests import SPEAKER_NAME
 from ironlb.speaker.l2.election import owner
 from ironlb_lab.controlplane import ControlPlane
-from ironlb_lab.cpulimit import read_quota, throttling
+from ironlb_lab.cpulimit import quota_us, read_quota, throttling
 from ironlb_lab.l2lab import L2Lab
 from ironlb_lab.network import Host, exit_on_sigterm
 from ironlb_lab.podrunner import RunningPod
@@ -496,7 +500,7 @@ class Scale:
         return node == victim or node == owner(ip, self.nodes, survivors)
 
 
-def main(nodes: int, count: int, minutes: float, kills: int) -> None:
+def main(nodes: int, count: int, minutes: float, kills: int, cpu_millicores: int = 0) -> None:
     exit_on_sigterm()
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="ironlb-l2scale-"))
@@ -505,6 +509,7 @@ def main(nodes: int, count: int, minutes: float, kills: int) -> None:
         "service_ips": count,
         "idle_minutes": minutes,
         "kills": kills,
+        "cpu_request": f"{cpu_millicores}m" if cpu_millicores else "the DaemonSet's default",
     }
     stop = threading.Event()
     with ControlPlane(
@@ -517,6 +522,8 @@ def main(nodes: int, count: int, minutes: float, kills: int) -> None:
         print(f"control plane up ({time.monotonic() - began:.0f} s)", flush=True)
         with L2Lab(plane, workdir, nodes=nodes, cpu_limited=True) as lab:
             try:
+                if cpu_millicores:
+                    request_cpu(lab, kube, f"{cpu_millicores}m")
                 run(lab, plane, kube, stop, summary, nodes, count, minutes, kills)
             finally:
                 stop.set()
@@ -524,6 +531,38 @@ def main(nodes: int, count: int, minutes: float, kills: int) -> None:
     print("\n=== l2scale_lab summary", flush=True)
     for key, value in summary.items():
         print(f"{key}: {value}", flush=True)
+
+
+def request_cpu(lab: L2Lab, kube: KubeClient, cpu: str) -> None:
+    """The speakers' CPU request through IronLBConfig, as an admin sets it; the operator rolls them."""
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "IronLBConfig",
+        "metadata": {"name": SINGLETON_NAME, "namespace": SYSTEM},
+        "spec": {"speaker": {"cpuRequest": cpu}},
+    }
+    kube.apply(
+        custom_path(GROUP, VERSION, SYSTEM, "ironlbconfigs", SINGLETON_NAME), body, field_manager="bench"
+    )
+    path = f"/apis/apps/v1/namespaces/{SYSTEM}/daemonsets/{SPEAKER_NAME}"
+    deadline = time.monotonic() + 180
+    while True:
+        container = kube.get(path)["spec"]["template"]["spec"]["containers"][0]
+        if ((container.get("resources") or {}).get("requests") or {}).get("cpu") == cpu:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the DaemonSet does not request {cpu} after 180 s")
+        time.sleep(1)
+    for number in range(1, lab.nodes + 1):  # every speaker restarted into a cgroup with the new quota
+        role = lab.lab.node(number).role
+        while True:
+            lab.ensure_speakers(timeout=180)
+            pod = lab.speaker(role)
+            if pod is not None and pod.cgroup is not None and read_quota(pod.cgroup)[0] == quota_us(cpu):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the speaker on {role} was not restarted with {cpu}")
+            time.sleep(1)
 
 
 def run(
@@ -635,6 +674,6 @@ def run(
 
 if __name__ == "__main__":
     arguments = [float(a) for a in sys.argv[1:]]
-    defaults = [10.0, 5000.0, 5.0, 20.0]
+    defaults = [10.0, 5000.0, 5.0, 20.0, 0.0]
     values = arguments + defaults[len(arguments) :]
-    main(int(values[0]), int(values[1]), values[2], int(values[3]))
+    main(int(values[0]), int(values[1]), values[2], int(values[3]), int(values[4]))
