@@ -2,10 +2,11 @@
 request, so a pod gets at most the share of a core a cluster reserves for it (a request of ``50m`` is 5 ms of
 CPU time per 100 ms period; a container that wants more is throttled, as one with that limit would be).
 
-The cgroups live under ``/sys/fs/cgroup/cpu/ironlb-lab-<owner pid>-<number>/``, one directory per pod; a
-process is moved in by writing its PID to ``cgroup.procs`` (its future children inherit the cgroup). The
-owner removes them when a pod goes and when it stops; those of owners no longer alive (a crashed run) are
-removed by the next one. Only directories of this pattern are ever touched.
+The cgroups live under ``/sys/fs/cgroup/cpu/ironlb-lab-<owner pid>-<number>/`` (weighted as 64 busy threads
+against the control plane's processes, which a cluster runs on machines of their own), one directory per
+pod; a process is moved in by writing its PID to ``cgroup.procs`` (its future children inherit the
+cgroup). The owner removes them when a pod goes and when it stops; those of owners no longer alive (a
+crashed run) are removed by the next one. Only directories of this pattern are ever touched.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 100_000  # the kernel's and the kubelet's default CFS period
 MIN_QUOTA_US = 1_000  # the smallest quota the kernel accepts (and the kubelet's floor)
 PREFIX = "ironlb-lab-"
+PARENT_SHARES = 64 * 1024  # the weight of 64 busy threads at nice 0
 _OWNED = re.compile(rf"^{PREFIX}(\d+)-\d+$")
 _instances = itertools.count(1)
 
@@ -106,6 +108,10 @@ class CpuCgroups:
         if not self.parent.is_dir():
             remove_stale_cgroups(self.root)
             self.parent.mkdir()
+            # the lab's nodes share this machine's cores with the control plane, which a cluster runs
+            # elsewhere: as one group, the pods would weigh as much as a single thread of kube-apiserver
+            # and wait behind all of them. Their quotas still cap each pod at its request.
+            (self.parent / "cpu.shares").write_text(str(PARENT_SHARES))
         cgroup = self.parent / pod.replace("/", "_")
         cgroup.mkdir(exist_ok=True)
         (cgroup / "cpu.cfs_period_us").write_text(str(PERIOD_US))
