@@ -175,7 +175,7 @@ BAD_CASES = [
         " node-selectors: [{match-expressions: [{key: a, operator: In}]}]}]",
         "peers[0].node-selectors[0].match-expressions[0].values: values must be non-empty for operator In",
     ),
-    ("bfd-profiles: [{name: fast}]", "bfd-profiles: BFD is not supported by IronLB"),
+    ("bfd-profiles: [{name: fast}]", "bfd-profiles: BFD profiles are read from BFDProfile objects only"),
     ("address-pool: []", "address-pool: unknown key (known: address-pools, peers, bgp-communities)"),
     ("[1, 2]", "config: [1, 2] is not a mapping"),
     ("peers: [{", "config: not YAML"),
@@ -208,7 +208,8 @@ def test_a_peer_with_an_unsupported_key_is_kept_and_the_key_reported() -> None:
     )
     assert list(config.peers) == ["peer-198-51-100-1"]
     assert [str(p) for p in config.problems] == [
-        "peers[0].bfd-profile: BFD is not supported by IronLB; the session is kept without BFD"
+        "peers[0].bfd-profile: BFD profiles are read from BFDProfile objects only;"
+        " the session is kept without BFD"
     ]
 
 

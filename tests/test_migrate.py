@@ -63,14 +63,16 @@ def test_the_seed_configmap_becomes_a_pool_and_an_l2_advertisement() -> None:
     ]
 
 
-def test_the_sample_converts_everything_but_bfd_and_connect_time_into_the_target_namespace() -> None:
+def test_the_sample_converts_everything_but_bfd_echo_and_connect_time_into_the_target_namespace() -> None:
     manifests, problems = migrate(load_documents(SAMPLE.read_text()), "lb")
     objects = _by_kind(manifests)
     assert [str(p) for p in problems] == [
-        "BGPPeer tor-a spec.bfdProfile: 'fast': BFD is not supported by IronLB; converted without BFD",
         "BGPPeer tor-b spec.connectTime: '5s': exabgp, which opens IronLB's sessions, retries after 1 s, then"
         " longer up to 60 s; field dropped",
-        "BFDProfile metallb-system/fast: BFD is not supported by IronLB; not converted",
+        "BFDProfile full-profile spec.echoInterval: 95: echo mode is not implemented by IronLB; field"
+        " dropped",
+        "BFDProfile full-profile spec.echoMode: True: echo mode is not implemented by IronLB; converted"
+        " without echo mode",
     ]
     assert {m["metadata"]["namespace"] for m in manifests} == {"lb"}
     assert set(objects) == {
@@ -89,6 +91,17 @@ def test_the_sample_converts_everything_but_bfd_and_connect_time_into_the_target
         ("BGPPeer", "peer-2001-db8-ff--1"),
         ("BGPPeer", "tor-a"),
         ("BGPPeer", "tor-b"),
+        ("BFDProfile", "fast"),
+        ("BFDProfile", "full-profile"),
+    }
+    assert objects[("BGPPeer", "tor-a")]["spec"]["bfdProfile"] == "fast"
+    assert objects[("BFDProfile", "fast")]["spec"] == {}  # MetalLB's defaults are IronLB's
+    assert objects[("BFDProfile", "full-profile")]["spec"] == {
+        "receiveInterval": 380,
+        "transmitInterval": 270,
+        "detectMultiplier": 37,
+        "passiveMode": True,
+        "minimumTtl": 10,
     }
     assert objects[("IPAddressPool", "production")]["metadata"]["labels"] == {"tier": "production"}
     assert objects[("BGPAdvertisement", "production-bgp")]["spec"]["communities"] == [
@@ -141,7 +154,12 @@ def test_v1beta1_peers_have_password_and_no_passwordsecret_v1beta2_peers_both() 
     [
         ({"vrf": "red"}, False, "BGPPeer tor spec.vrf: 'red': VRFs are not supported by IronLB"),
         ({"interface": "eth1"}, False, "BGPPeer tor spec.interface: 'eth1': unnumbered BGP"),
-        ({"bfdProfile": "fast"}, True, "BGPPeer tor spec.bfdProfile: 'fast': BFD is not supported"),
+        (
+            {"bfdProfile": "fast"},
+            True,
+            "BGPPeer tor spec.bfdProfile: BFDProfile 'fast' was not in the input: convert it too (until it"
+            " exists in namespace ironlb-system, the peer's sessions stay closed)",
+        ),
         ({"disableMP": True}, True, "BGPPeer tor spec.disableMP: True:"),
         (
             {"holdTime": "1s"},
@@ -158,6 +176,27 @@ def test_what_ironlb_lacks_or_refuses_is_reported_naming_object_and_field(
     manifests, problems = migrate([_peer("v1beta2", **spec)])
     assert [m["kind"] for m in manifests] == (["BGPPeer"] if converted else [])
     assert len(problems) == 1 and str(problems[0]).startswith(expected), problems
+
+
+def test_bfd_profiles_are_checked_as_the_crd_checks_them_and_peers_keep_naming_them() -> None:
+    profile = {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "BFDProfile",
+        "metadata": {"name": "slow", "namespace": "metallb-system"},
+        "spec": {"detectMultiplier": 1, "receiveInterval": 300, "echoMode": False},
+    }
+    manifests, problems = migrate([profile, _peer("v1beta1", bfdProfile="slow")])
+    assert [str(p) for p in problems] == [
+        "BFDProfile slow spec.detectMultiplier: 1 is invalid (Input should be greater than or equal to 2)"
+    ]
+    assert [m["kind"] for m in manifests] == ["BGPPeer"]  # the profile is left out, with its problem
+    good = {**profile, "spec": {"transmitInterval": 50, "minimumTtl": 254, "echoMode": False}}
+    manifests, problems = migrate([_peer("v1beta2", bfdProfile="slow"), good])
+    assert problems == []
+    assert [(m["kind"], m["spec"]) for m in manifests] == [
+        ("BFDProfile", {"transmitInterval": 50}),
+        ("BGPPeer", {"myASN": 64500, "peerASN": 64501, "peerAddress": "198.51.100.1", "bfdProfile": "slow"}),
+    ]
 
 
 def test_defaults_meaning_not_used_are_not_problems() -> None:
@@ -242,8 +281,8 @@ def test_cli_exit_codes(
     ]
     assert cli.main(["migrate", "-f", str(SAMPLE), "-f", str(seed)]) == 1
     out, err = capsys.readouterr()
-    assert len(list(yaml.safe_load_all(out))) == 17  # everything converted is still printed
-    assert err.count("problem: ") == 3 and "bfdProfile" in err  # the two BFD settings, connectTime
+    assert len(list(yaml.safe_load_all(out))) == 19  # everything converted is still printed
+    assert err.count("problem: ") == 3 and "echoMode" in err  # the two echo settings, connectTime
     broken = tmp_path / "broken.yaml"
     broken.write_text("kind: [")
     assert cli.main(["migrate", "-f", str(broken)]) == 2

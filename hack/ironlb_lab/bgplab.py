@@ -19,10 +19,13 @@ ROUTER_ASN = 64512
 NODE_ASN = 64513
 
 
-def node_neighbors(l2: L2Lab, family: int = 4, password: str | None = None) -> list[Neighbor]:
-    """The router's neighbors for every lab node, over the nodes' IPv4 or IPv6 LAN addresses."""
+def node_neighbors(
+    l2: L2Lab, family: int = 4, password: str | None = None, bfd: bool = False
+) -> list[Neighbor]:
+    """The router's neighbors for every lab node, over the nodes' IPv4 or IPv6 LAN addresses (with a BFD
+    session under each when ``bfd``)."""
     nodes = [l2.lab.node(number) for number in range(1, l2.nodes + 1)]
-    return [Neighbor(str(node.v6 if family == 6 else node.v4), NODE_ASN, password) for node in nodes]
+    return [Neighbor(str(node.v6 if family == 6 else node.v4), NODE_ASN, password, bfd=bfd) for node in nodes]
 
 
 def start_router(
@@ -32,10 +35,12 @@ def start_router(
     *,
     ipv6: bool = False,
     extra: Sequence[Neighbor] = (),
+    bfd: bool = False,
 ) -> Bird:
     """BIRD2 peering with every node of the lab (its speakers open the sessions through exabgp): over IPv4,
-    also over IPv6 when ``ipv6``, plus ``extra`` neighbors (protocols peer0, peer1, ... in that order)."""
-    neighbors = node_neighbors(l2, 4, password) + (node_neighbors(l2, 6, password) if ipv6 else [])
+    also over IPv6 when ``ipv6``, plus ``extra`` neighbors (protocols peer0, peer1, ... in that order);
+    with BFD (300 ms x 3) under the nodes' sessions when ``bfd``."""
+    neighbors = node_neighbors(l2, 4, password, bfd) + (node_neighbors(l2, 6, password, bfd) if ipv6 else [])
     return Bird(l2.lab, workdir, ROUTER_ASN, [*neighbors, *extra]).start()
 
 

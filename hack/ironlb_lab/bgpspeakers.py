@@ -17,15 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ironlb.api.contract import BGPSession, ExabgpConfig, ExabgpNeighbor, SecretRef
+from ironlb.api.contract import BfdSettings, BGPSession, ExabgpConfig, ExabgpNeighbor, SecretRef
 from ironlb.speaker.bgp.routes import Route
 
 from .network import Host, LabNetwork
 
 
 def session_to_router(
-    lab: LabNetwork, name: str, my_asn: int, peer_asn: int, family: int = 4, password: bool = False
+    lab: LabNetwork,
+    name: str,
+    my_asn: int,
+    peer_asn: int,
+    family: int = 4,
+    password: bool = False,
+    bfd: BfdSettings | None = None,
+    multihop: bool = False,
 ) -> BGPSession:
+    """A session to the lab router (hold time 9 s), with a BFD profile when ``bfd`` is given."""
     router = lab.router
     return BGPSession(
         name=name,
@@ -34,6 +42,9 @@ def session_to_router(
         my_asn=my_asn,
         hold_time_seconds=9,
         password_secret=SecretRef(namespace="ironlb-system", name=name) if password else None,
+        ebgp_multihop=multihop,
+        bfd_profile="lab" if bfd is not None else None,
+        bfd=bfd,
     )
 
 

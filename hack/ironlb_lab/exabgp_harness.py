@@ -3,8 +3,10 @@
 Usage: python -m ironlb_lab.exabgp_harness --state STATE.json --status STATUS.json --run-dir DIR
 
 STATE.json holds ``{"config": ExabgpConfig, "passwords": {session: password}, "routes": {session: [Route]}}``
-and is re-read whenever it changes (write it with a rename). STATUS.json is rewritten with the session states
-and exabgp's PID. SIGTERM stops gracefully (withdraw, then end exabgp), as the speaker does.
+and is re-read whenever it changes (write it with a rename). Sessions with a BFD profile get their BFD
+session through the speaker's ``BfdLink``. STATUS.json is rewritten with the session states (and since when,
+wall clock), the BFD states and exabgp's PID. SIGTERM stops gracefully (withdraw, then end exabgp), as the
+speaker does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 
 from ironlb.api.contract import ExabgpConfig
 from ironlb.speaker.bgp.agent import with_passwords
-from ironlb.speaker.bgp.exabgp_process import ExabgpSupervisor
+from ironlb.speaker.bgp.bfd_link import BfdLink
+from ironlb.speaker.bgp.exabgp_process import ExabgpSupervisor, SessionState
 from ironlb.speaker.bgp.routes import Route
 
 
@@ -63,7 +66,16 @@ def main() -> None:
 
     state = json.loads(args.state.read_text())
     closed: dict[str, tuple[str, float]] = {}  # sessions left closed, and why (the BGPPeer status's message)
-    supervisor = ExabgpSupervisor(_config(state, closed), args.run_dir)
+    supervisor: ExabgpSupervisor | None = None
+
+    def lost(peer: str) -> None:  # BFD lost the peer (its thread): as the speaker's BGPAgent does
+        if supervisor is not None:
+            supervisor.teardown(peer)
+
+    bfd = BfdLink(lost)
+    wanted = _config(state, closed)
+    applied = bfd.generation
+    supervisor = ExabgpSupervisor(bfd.apply(wanted), args.run_dir)
     supervisor.start()
     supervisor.set_routes(_routes(state.get("routes", {})))
     seen = args.state.stat().st_mtime_ns
@@ -71,18 +83,27 @@ def main() -> None:
     while not stop.wait(0.01):
         supervisor.poll()
         mtime = args.state.stat().st_mtime_ns
-        if mtime != seen:
+        changed = mtime != seen
+        if changed:
             seen = mtime
             state = json.loads(args.state.read_text())
-            supervisor.reconfigure(_config(state, closed))
+            wanted = _config(state, closed)
+        if changed or bfd.generation != applied:  # a new state file, or BFD closed or opened a session
+            applied = bfd.generation
+            supervisor.reconfigure(bfd.apply(wanted))
+        if changed:
             supervisor.set_routes(_routes(state.get("routes", {})))
-        sessions = {name: s.state for name, s in supervisor.sessions().items()}
+        held = bfd.closed()
+        states = supervisor.sessions()
+        states.update({name: SessionState("Idle", since, why) for name, (why, since) in held.items()})
         text = json.dumps(
             {
                 "pid": supervisor.pid,
                 "restarts": supervisor.restarts,
-                "sessions": sessions,
-                "closed": {name: why for name, (why, _) in closed.items()},
+                "sessions": {name: s.state for name, s in states.items()},
+                "since": {name: s.since for name, s in states.items()},
+                "bfd": {name: shown[0] for name in states if (shown := bfd.status(name))},
+                "closed": {name: why for name, (why, _) in {**closed, **held}.items()},
             }
         )
         if text != status:
@@ -90,6 +111,7 @@ def main() -> None:
             temporary = args.status.with_suffix(".tmp")
             temporary.write_text(text)
             temporary.replace(args.status)
+    bfd.stop()
     supervisor.stop()
 
 

@@ -31,6 +31,10 @@ class Neighbor:
     password: str | None = None
     local_address: str | None = None  # BIRD: the router's address for this session (default: any)
     local_port: int | None = None  # BIRD: listen on this port for this session (default: 179)
+    bfd: bool = (
+        False  # BIRD: a BFD session under it (BFD_INTERVAL_MS x BFD_MULTIPLIER), restarting it on loss
+    )
+    multihop: bool = False  # BIRD: a multihop session (and multihop BFD; needs local_address)
 
     @property
     def family(self) -> int:
@@ -61,8 +65,12 @@ def _merge(routes: dict[str, RouteInfo], prefix: str, path: RouteInfo) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ BIRD2
+BFD_INTERVAL_MS, BFD_MULTIPLIER = 300, 3  # the router's BFD timers (MetalLB's default profile)
+
+
 def bird_config(router_id: str, asn: int, neighbors: Sequence[Neighbor]) -> str:
-    """BIRD2 configuration: one BGP protocol per neighbor, all paths kept, ECMP into the kernel."""
+    """BIRD2 configuration: one BGP protocol per neighbor, all paths kept, ECMP into the kernel; a BFD
+    protocol when a neighbor asks for BFD (on the LAN interface, and multihop)."""
     lines = [
         f"router id {router_id};",
         "log stderr all;",
@@ -71,6 +79,11 @@ def bird_config(router_id: str, asn: int, neighbors: Sequence[Neighbor]) -> str:
         "protocol kernel kernel4 { ipv4 { export all; }; merge paths on; }",
         "protocol kernel kernel6 { ipv6 { export all; }; merge paths on; }",
     ]
+    if any(neighbor.bfd for neighbor in neighbors):
+        timers = f"interval {BFD_INTERVAL_MS} ms; multiplier {BFD_MULTIPLIER};"
+        lines.append(f'protocol bfd {{ interface "eth0" {{ {timers} }}; multihop {{ {timers} }}; }}')
+    if any(neighbor.multihop for neighbor in neighbors):  # next hops resolved recursively: the LAN's route
+        lines.append("protocol direct { ipv4; ipv6; }")
     for number, neighbor in enumerate(neighbors):
         family = f"ipv{neighbor.family}"
         ibgp = neighbor.asn == asn
@@ -86,8 +99,12 @@ def bird_config(router_id: str, asn: int, neighbors: Sequence[Neighbor]) -> str:
             "connect retry time 1;",
             "error wait time 1, 2;",
         ]
-        if ibgp:
+        if neighbor.multihop:
+            options.append("multihop;")
+        elif ibgp:
             options.append("direct;")
+        if neighbor.bfd:
+            options.append("bfd on;")
         if neighbor.password is not None:
             options.append(f'password "{neighbor.password}";')
         channel = f"{family} {{ import all; export none;{' gateway direct;' if ibgp else ''} }};"
@@ -244,6 +261,19 @@ class Bird(_Router):
         row = next(line for line in lines if line.startswith(self.protocol(neighbor) + " "))
         # date and time (``timeformat protocol iso long ms``)
         return datetime.strptime(" ".join(row.split()[4:6]), "%Y-%m-%d %H:%M:%S.%f")
+
+    def bfd_sessions(self) -> dict[str, str]:
+        """``birdc show bfd sessions``: BFD state per neighbor address (Up, Down, Init, ...)."""
+        states = {}
+        for line in self.birdc("show", "bfd", "sessions").splitlines():
+            fields = line.split()
+            if (
+                len(fields) >= 3
+                and re.match(r"^[0-9a-fA-F:.]+$", fields[0])
+                and ("." in fields[0] or ":" in fields[0])
+            ):
+                states[fields[0]] = fields[2]
+        return states
 
     def kernel_routes(self, family: int = 4) -> str:
         """The router's forwarding table, as ``ip route`` prints it (ECMP shows as nexthop lines)."""

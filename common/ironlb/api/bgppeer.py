@@ -176,6 +176,15 @@ class BGPPeerSpec(ApiModel):
         default=False,
         description="Advertise graceful restart so the router keeps the routes while a speaker restarts.",
     )
+    bfd_profile: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=f"^$|{DNS_SUBDOMAIN_PATTERN}",
+        description="The BFDProfile (in this namespace) whose timers a BFD session to the peer uses: when "
+        "BFD goes Down after having been Up, the session is closed at once and stays closed until BFD is Up "
+        "again. While the profile does not exist the session stays closed (the BGPPeer's status says so). "
+        "Empty: no BFD.",
+    )
     node_selectors: list[LabelSelector] | None = Field(
         default=None,
         max_length=SELECTOR_LIST_MAX,
@@ -183,6 +192,7 @@ class BGPPeerSpec(ApiModel):
     )
 
 
+BfdState = Literal["AdminDown", "Down", "Init", "Up"]
 SessionState = Literal["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established", "Unknown"]
 
 
@@ -194,6 +204,12 @@ class NodeSession(ApiModel):
     since: datetime | None = Field(default=None, description="When the session entered this state.")
     message: str = Field(default="", max_length=1024, description="Why the session is not Established.")
     announced_prefixes: int = Field(default=0, ge=0, description="Prefixes announced on this session.")
+    bfd: BfdState | None = Field(
+        default=None, description="The state of the BFD session to the peer, with a bfdProfile only."
+    )
+    bfd_message: str = Field(
+        default="", max_length=1024, description="Since when BFD is Up, or why it is not."
+    )
 
 
 class BGPPeerStatus(StatusBase):

@@ -18,8 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-# 1: the first contract (no version fields); 2: version fields, unknown fields ignored; 3: pools
-CONTRACT_VERSION = 3
+# 1: the first contract (no version fields); 2: version fields, unknown fields ignored; 3: pools; 4: BFD.
+# A speaker older than 4 ignores a session's BFD and opens it without (as before BFD existed): additive.
+CONTRACT_VERSION = 4
 MIN_CONTRACT_VERSION = 1  # the oldest speaker that reads what this version writes correctly
 
 
@@ -49,6 +50,17 @@ class SecretRef(Frozen):
     key: str = "password"
 
 
+class BfdSettings(Frozen):
+    """A BFDProfile, resolved by the operator into each session that names it (milliseconds, as the CRD;
+    the names of the speaker's ``bfd.session.BfdProfile``, which takes them as they are)."""
+
+    receive_interval: int = 300
+    transmit_interval: int = 300
+    detect_multiplier: int = 3
+    passive: bool = False
+    minimum_ttl: int = 254
+
+
 class BGPSession(Frozen):
     """One BGPPeer as one node opens it."""
 
@@ -66,6 +78,12 @@ class BGPSession(Frozen):
     password_secret: SecretRef | None = None
     ebgp_multihop: bool = False
     graceful_restart: bool = False
+    bfd_profile: str | None = Field(default=None, description="The BFDProfile the BGPPeer names.")
+    bfd: BfdSettings | None = Field(
+        default=None,
+        description="That profile, resolved. None with bfd_profile set: the profile does not exist, and the "
+        "session stays closed until it does (MetalLB refuses such a peer).",
+    )
 
     @property
     def is_ibgp(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from .advertisements import AdvertisementStatus, BGPAdvertisementSpec, L2AdvertisementSpec
+from .bfdprofile import BFDProfileSpec, BFDProfileStatus
 from .bgppeer import BGPPeerSpec, BGPPeerStatus
 from .common import GROUP, VERSION
 from .config import ROOT_VALIDATIONS, IronLBConfigSpec, IronLBConfigStatus
@@ -131,6 +132,26 @@ BGP_PEER = Kind(
         AGE,
         PrinterColumn("Port", "integer", ".spec.peerPort", "The router's TCP port.", priority=1),
         PrinterColumn("Hold Time", "string", ".spec.holdTime", "BGP hold time.", priority=1),
+        PrinterColumn("BFD Profile", "string", ".spec.bfdProfile", "The BFD timers in use.", priority=1),
+    ),
+)
+
+BFD_PROFILE = Kind(
+    kind="BFDProfile",
+    plural="bfdprofiles",
+    short_names=("bfdp",),
+    spec=BFDProfileSpec,
+    status=BFDProfileStatus,
+    description="BFD timers for the BGP sessions of the BGPPeers that name this profile in bfdProfile.",
+    columns=(
+        PrinterColumn("Passive Mode", "boolean", ".spec.passiveMode", "Waits for the peer's first packet."),
+        PrinterColumn("Transmit Interval", "integer", ".spec.transmitInterval", "Milliseconds."),
+        PrinterColumn("Receive Interval", "integer", ".spec.receiveInterval", "Milliseconds."),
+        PrinterColumn("Multiplier", "integer", ".spec.detectMultiplier", "Missed packets before Down."),
+        AGE,
+        PrinterColumn(
+            "Minimum TTL", "integer", ".spec.minimumTtl", "Lowest TTL accepted (multihop).", priority=1
+        ),
     ),
 )
 
@@ -178,6 +199,7 @@ ALL_KINDS: tuple[Kind, ...] = (
     L2_ADVERTISEMENT,
     BGP_ADVERTISEMENT,
     BGP_PEER,
+    BFD_PROFILE,
     IRONLB_CONFIG,
     SERVICE_L2_STATUS,
 )

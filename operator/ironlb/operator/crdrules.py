@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ironlb.api import BGPPeerSpec, LabelSelector
+from ironlb.api import BFDProfileSpec, BGPPeerSpec, LabelSelector
 from ironlb.api.advertisements import WELL_KNOWN_COMMUNITIES
 from ironlb.api.common import DNS_SUBDOMAIN_PATTERN, UINT32_MAX
 from ironlb.api.durations import duration_seconds
@@ -215,4 +215,19 @@ def peer_problems(spec: BGPPeerSpec, where: str) -> list[Problem]:
     internal = spec.peer_asn == spec.my_asn if spec.peer_asn is not None else spec.dynamic_asn == "internal"
     if spec.ebgp_multi_hop and internal:
         fail("ebgpMultiHop", "applies to eBGP sessions only, but this session is iBGP")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------- BFD
+def bfd_profile_problems(spec: BFDProfileSpec, where: str) -> list[Problem]:
+    """The BFDProfile CRD's CEL rules: echo mode is not implemented, so neither echo field is accepted."""
+    problems = []
+    if spec.echo_mode:
+        problems.append(Problem(join(where, "echoMode"), "true is refused: echo mode is not implemented"))
+    if spec.echo_interval is not None:
+        problems.append(
+            Problem(
+                join(where, "echoInterval"), f"{spec.echo_interval} is refused: echo mode is not implemented"
+            )
+        )
     return problems

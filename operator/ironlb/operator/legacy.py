@@ -62,8 +62,9 @@ _OPERATORS = {
     "!": "DoesNotExist",
 }
 _NOT_SUPPORTED = {
-    "bfd-profiles": "BFD is not supported by IronLB; the profiles are ignored",
-    "bfd-profile": "BFD is not supported by IronLB; the session is kept without BFD",
+    "bfd-profiles": "BFD profiles are read from BFDProfile objects only (ironlb migrate does not convert the "
+    "ConfigMap's); the profiles are not used",
+    "bfd-profile": "BFD profiles are read from BFDProfile objects only; the session is kept without BFD",
 }
 _LEGACY_NAMES = {
     camel: legacy

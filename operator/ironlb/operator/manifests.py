@@ -57,7 +57,16 @@ def _rule(
 READ = ["get", "list", "watch"]
 
 
-IRONLB_KINDS = ["ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "ironlbconfigs"]
+IRONLB_KINDS = [
+    "ipaddresspools",
+    "l2advertisements",
+    "bgpadvertisements",
+    "bgppeers",
+    "bfdprofiles",
+    "ironlbconfigs",
+]
+# kinds whose status the operator does not write: the speakers write the BGPPeers', BFDProfiles have none
+_NO_OPERATOR_STATUS = ("bgppeers", "bfdprofiles")
 
 
 def operator_cluster_rules() -> list[Manifest]:
@@ -78,7 +87,9 @@ def operator_namespace_rules() -> list[Manifest]:
         _rule([GROUP], IRONLB_KINDS, READ),  # informers (runtime.py)
         # statuses of pools and advertisements (handle_pools, handle_advertisements), of the IronLBConfig
         # (speakers.py); the speakers write the BGPPeers' themselves
-        _rule([GROUP], [f"{kind}/status" for kind in IRONLB_KINDS if kind != "bgppeers"], ["patch"]),
+        _rule(
+            [GROUP], [f"{kind}/status" for kind in IRONLB_KINDS if kind not in _NO_OPERATOR_STATUS], ["patch"]
+        ),
         _rule([GROUP], ["ironlbconfigs"], ["create"]),  # the singleton, when missing (speakers.py)
         _rule([GROUP], ["servicel2statuses"], [*READ, "delete"]),  # those of Services that are gone
         # the speaker DaemonSet, its settings and ServiceAccount (speakers.py, server-side apply), the

@@ -1,7 +1,7 @@
 """MetalLB to IronLB: the legacy ConfigMap and ``metallb.io`` CRs as ``ironlb.io/v1beta1`` manifests (pure).
 
-Field names are MetalLB's, so most of a migration is a rename; the rest is what IronLB lacks (BFD, VRFs,
-unnumbered peers), which is reported naming the object and the field instead of being dropped quietly.
+Field names are MetalLB's, so most of a migration is a rename; the rest is what IronLB lacks (BFD echo mode,
+VRFs, unnumbered peers), which is reported naming the object and the field instead of being dropped quietly.
 Every spec is built through IronLB's models and checked against the CRDs' CEL rules (``crdrules``), so what
 is printed is what the API server accepts.
 """
@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import yaml
 from ironlb.api import (
     API_VERSION,
+    BFDProfileSpec,
     BGPAdvertisementSpec,
     BGPPeerSpec,
     IPAddressPoolSpec,
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 
 from .crdrules import (
     Problem,
+    bfd_profile_problems,
     interface_problems,
     is_object_name,
     normalize_addresses,
@@ -43,6 +45,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "L2Advertisement": L2AdvertisementSpec,
     "BGPAdvertisement": BGPAdvertisementSpec,
     "BGPPeer": BGPPeerSpec,
+    "BFDProfile": BFDProfileSpec,
 }
 _SELECTORS = ("ipAddressPoolSelectors", "nodeSelectors")
 _PEER_V1BETA1 = (
@@ -57,6 +60,7 @@ _PEER_V1BETA1 = (
     "nodeSelectors",
     "password",
     "ebgpMultiHop",
+    "bfdProfile",
 )
 _FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("IPAddressPool", "v1beta1"): frozenset(
@@ -78,10 +82,18 @@ _FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("BGPPeer", "v1beta2"): frozenset(
         (*_PEER_V1BETA1, "dynamicASN", "passwordSecret", "enableGracefulRestart")
     ),
+    ("BFDProfile", "v1beta1"): frozenset(
+        ("receiveInterval", "transmitInterval", "detectMultiplier", "passiveMode", "minimumTtl")
+    ),
 }
-# MetalLB fields IronLB lacks: (value that means "not used", what happens to the object, why)
-_LACKING: dict[str, tuple[object, bool, str]] = {
-    "bfdProfile": ("", True, "BFD is not supported by IronLB; converted without BFD"),
+_NO_ECHO = "echo mode is not implemented by IronLB"
+# MetalLB fields IronLB lacks, per kind: (value that means "not used", whether the object is converted, why)
+_LACKING: dict[str, dict[str, tuple[object, bool, str]]] = {}
+_LACKING["BFDProfile"] = {
+    "echoMode": (False, True, f"{_NO_ECHO}; converted without echo mode"),
+    "echoInterval": (None, True, f"{_NO_ECHO}; field dropped"),
+}
+_LACKING["BGPPeer"] = {
     "vrf": ("", False, "VRFs are not supported by IronLB; the peer is not converted"),
     "interface": (
         "",
@@ -97,7 +109,7 @@ _LACKING: dict[str, tuple[object, bool, str]] = {
     "dualStackAddressFamily": (False, True, "IronLB announces only the peer's family; field dropped"),
 }
 _STATUS_KINDS = frozenset(("ServiceL2Status", "ServiceBGPStatus", "BGPSessionState", "ConfigurationState"))
-_ORDER = ("Secret", "IPAddressPool", "L2Advertisement", "BGPAdvertisement", "BGPPeer")
+_ORDER = ("Secret", "IPAddressPool", "L2Advertisement", "BGPAdvertisement", "BFDProfile", "BGPPeer")
 
 
 class Migration(NamedTuple):
@@ -207,14 +219,13 @@ def migrate(documents: Iterable[Any], namespace: str = DEFAULT_NAMESPACE) -> Mig
             problems.append(Problem(where, f"not a MetalLB object ({document.get('apiVersion')}); skipped"))
         elif kind in ("Community", *_STATUS_KINDS):
             continue  # communities are resolved into the advertisements; statuses are not configuration
-        elif kind == "BFDProfile":
-            problems.append(Problem(where, "BFD is not supported by IronLB; not converted"))
         elif (kind, version) not in _FIELDS:
             problems.append(Problem(where, f"{group}/{version} {kind} is not converted by ironlb migrate"))
         else:
             _from_resource(document, kind, version, aliases, out, problems, (secrets, used_secrets))
     for key in sorted(set(secrets) - used_secrets):
         problems.append(Problem(f"Secret {key[0]}/{key[1]}", "no BGPPeer refers to it; skipped"))
+    problems += _missing_bfd_profiles(flat, out)
     if not flat:
         problems.append(Problem("input", "no objects found"))
     return Migration(out.manifests(), problems)
@@ -291,8 +302,8 @@ def _from_resource(
     for key, value in raw.items():
         if key in _FIELDS[(kind, version)]:
             data[key] = value
-        elif key in _LACKING and kind == "BGPPeer":
-            unused, keep, reason = _LACKING[key]
+        elif key in _LACKING.get(kind, {}):
+            unused, keep, reason = _LACKING[kind][key]
             if value not in (unused, None):
                 problems.append(Problem(f"{where} spec.{key}", f"{value!r}: {reason}"))
                 convertible = convertible and keep
@@ -369,7 +380,27 @@ def _peer_password(
     return data, None
 
 
+def _missing_bfd_profiles(documents: list[Any], out: _Output) -> list[Problem]:
+    """BGPPeers naming a BFDProfile the input does not hold: converted, but closed until it exists."""
+    given = {
+        (d.get("metadata") or {}).get("name")
+        for d in documents
+        if isinstance(d, dict) and d.get("kind") == "BFDProfile"
+    }
+    return [
+        Problem(
+            f"BGPPeer {name} spec.bfdProfile",
+            f"BFDProfile {spec.bfd_profile!r} was not in the input: convert it too (until it exists in"
+            f" namespace {out.namespace}, the peer's sessions stay closed)",
+        )
+        for name, (spec, _, _) in out.objects.get("BGPPeer", {}).items()
+        if isinstance(spec, BGPPeerSpec) and spec.bfd_profile and spec.bfd_profile not in given
+    ]
+
+
 def _rule_problems(spec: BaseModel, where: str) -> list[Problem]:
+    if isinstance(spec, BFDProfileSpec):
+        return bfd_profile_problems(spec, where)
     if isinstance(spec, BGPPeerSpec):
         return peer_problems(spec, where) + selector_problems(spec.node_selectors, f"{where}.nodeSelectors")
     if isinstance(spec, IPAddressPoolSpec):

@@ -185,6 +185,7 @@ class OperatorRuntime:
             Watch("l2advertisements", ours("l2advertisements"), c.on_advertisement),
             Watch("bgpadvertisements", ours("bgpadvertisements"), c.on_advertisement),
             Watch("bgppeers", ours("bgppeers"), c.on_peer),
+            Watch("bfdprofiles", ours("bfdprofiles"), c.on_bfd_profile),
             Watch("services", "/api/v1/services", c.on_service),
             Watch(
                 "speakerconfigs",

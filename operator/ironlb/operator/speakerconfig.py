@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, LabelSelector
+from ironlb.api import BFDProfileSpec, BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, LabelSelector
 from ironlb.api.contract import (
     CONTRACT_VERSION,
     MIN_CONTRACT_VERSION,
     PASSWORDS_SECRET,
     AnnouncementShard,
+    BfdSettings,
     BGPAdvertising,
     BGPSession,
     L2Advertising,
@@ -35,14 +36,29 @@ SHARDS = 64
 Labels = Mapping[str, str]
 
 
-def session_from_peer(name: str, namespace: str, spec: BGPPeerSpec) -> BGPSession:
+def bfd_settings(profile: BFDProfileSpec) -> BfdSettings:
+    return BfdSettings(
+        receive_interval=profile.receive_interval,
+        transmit_interval=profile.transmit_interval,
+        detect_multiplier=profile.detect_multiplier,
+        passive=profile.passive_mode,
+        minimum_ttl=profile.minimum_ttl,
+    )
+
+
+def session_from_peer(
+    name: str, namespace: str, spec: BGPPeerSpec, bfd_profiles: Mapping[str, BFDProfileSpec] | None = None
+) -> BGPSession:
     """One BGPPeer as a session; durations become whole seconds (BGP's unit; the CRD accepts no fraction
-    of a second that matters, and CEL's getSeconds truncates: so does this)."""
+    of a second that matters, and CEL's getSeconds truncates: so does this). Its BFDProfile is resolved
+    here, so every speaker uses the same timers; a missing one leaves ``bfd`` None (the session stays
+    closed)."""
 
     def seconds(text: str | None) -> int | None:
         return None if text is None else int(duration_seconds(text))
 
     hold = seconds(spec.hold_time)
+    profile = (bfd_profiles or {}).get(spec.bfd_profile) if spec.bfd_profile else None
     signed = spec.password_secret is not None or spec.password is not None
     return BGPSession(
         name=name,
@@ -60,6 +76,8 @@ def session_from_peer(name: str, namespace: str, spec: BGPPeerSpec) -> BGPSessio
         password_secret=SecretRef(namespace=namespace, name=PASSWORDS_SECRET, key=name) if signed else None,
         ebgp_multihop=spec.ebgp_multi_hop,
         graceful_restart=spec.enable_graceful_restart,
+        bfd_profile=spec.bfd_profile or None,
+        bfd=None if profile is None else bfd_settings(profile),
     )
 
 
@@ -85,9 +103,10 @@ def global_config(
     namespace: str,
     node_addresses: Mapping[str, str] | None = None,
     pools: Mapping[str, Sequence[str]] | None = None,
+    bfd_profiles: Mapping[str, BFDProfileSpec] | None = None,
 ) -> SpeakerGlobalConfig:
-    """Advertisements and peers with their node selectors resolved against the nodes' labels, and every
-    pool's addresses (speakers refuse to announce anything outside them)."""
+    """Advertisements and peers with their node selectors resolved against the nodes' labels (and their
+    BFDProfiles), and every pool's addresses (speakers refuse to announce anything outside them)."""
     return SpeakerGlobalConfig(
         contract_version=CONTRACT_VERSION,
         min_contract_version=MIN_CONTRACT_VERSION,
@@ -118,7 +137,8 @@ def global_config(
         ),
         peers=tuple(
             PeerPlacement(
-                session=session_from_peer(name, namespace, spec), nodes=_nodes(spec.node_selectors, nodes)
+                session=session_from_peer(name, namespace, spec, bfd_profiles),
+                nodes=_nodes(spec.node_selectors, nodes),
             )
             for name, spec in sorted(peers.items())
         ),

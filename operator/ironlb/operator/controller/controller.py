@@ -18,6 +18,7 @@ from ..allocator import Allocation, format_address
 from ..services import ServiceFilter, parse_service
 from .eventlog import EventLog
 from .handle_advertisements import AdvertisementHandler
+from .handle_bfd import BfdProfileHandler
 from .handle_legacy import LegacyHandler
 from .handle_pools import PoolHandler
 from .handle_services import ServiceHandler
@@ -55,6 +56,7 @@ class Controller:
         self.services = ServiceHandler(self.state)
         self.pools = PoolHandler(self.state, self.services)
         self.advertisements = AdvertisementHandler(self.state)
+        self.bfd = BfdProfileHandler(self.state)
         self.legacy = LegacyHandler(self.state)
 
     # ------------------------------------------------------------------------------------------- start-up
@@ -74,8 +76,11 @@ class Controller:
                 self.advertisements.set_advertisement(advertisement, deleted=False)
         for node in listed["nodes"]:
             self.advertisements.remember_node(node)
+        for profile in listed.get("bfdprofiles", ()):
+            self.bfd.set_profile(profile, deleted=False)
         for peer in listed["bgppeers"]:
             self.advertisements.set_peer(peer, deleted=False)
+        self.bfd.report_missing()
         for secret in listed.get("secrets", ()):
             self.advertisements.on_secret(secret, deleted=False)
         for config in listed.get("ironlbconfigs", ()):
@@ -124,6 +129,10 @@ class Controller:
 
     async def on_peer(self, body: Body, deleted: bool) -> None:
         self.advertisements.set_peer(body, deleted)
+        self.bfd.report_missing()
+
+    async def on_bfd_profile(self, body: Body, deleted: bool) -> None:
+        self.bfd.set_profile(body, deleted)
 
     async def on_secret(self, body: Body, deleted: bool) -> None:
         self.advertisements.on_secret(body, deleted)

@@ -55,8 +55,12 @@ class AdvertisementHandler:
         name = body["metadata"]["name"]
         if deleted:
             self.state.peers.pop(name, None)
+            ref = self.state.peer_refs.pop(name, None)
+            if ref is not None:  # a new peer of that name is told everything again
+                self.state.events.forget(ref)
         else:
             self.state.peers[name] = BGPPeerSpec.model_validate(body.get("spec") or {})
+            self.state.peer_refs[name] = ObjectRef.of(body)
         self.state.refresh_global()
 
     def on_secret(self, body: Body, deleted: bool) -> None:

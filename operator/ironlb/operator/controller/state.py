@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
+from ironlb.api import BFDProfileSpec, BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
+from ironlb.api.events import ObjectRef
 from ironlb.api.kube import KubeClient
 
 from ..allocator import Allocator
@@ -39,6 +40,8 @@ class OperatorState:
     advertisements: dict[AdvertisementKey, AdvertisementSpec] = field(default_factory=dict)
     advertisement_bodies: dict[AdvertisementKey, Body] = field(default_factory=dict)
     peers: dict[str, BGPPeerSpec] = field(default_factory=dict)
+    peer_refs: dict[str, ObjectRef] = field(default_factory=dict)  # BGPPeer objects, for their events
+    bfd_profiles: dict[str, BFDProfileSpec] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # data of the Secrets in our namespace
     passwords_written: dict[str, str] | None = None  # the speakers' passwords Secret as last written
     node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -101,6 +104,7 @@ class OperatorState:
                 self.namespace,
                 self.node_addresses,
                 self.pool_addresses(),
+                self.bfd_profiles,
             )
         )
 

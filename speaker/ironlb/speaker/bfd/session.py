@@ -74,6 +74,7 @@ class StateChange:
     new: State
     diag: Diag
     at: float
+    peer_admin_down: bool = False  # the peer took the session down on purpose (RFC 5882 3.2: not a failure)
 
     @property
     def went_up(self) -> bool:
@@ -192,7 +193,7 @@ class BfdSession:
         remote = packet.state
         if remote is State.ADMIN_DOWN:
             if self.state is not State.DOWN:
-                self._change(State.DOWN, Diag.NEIGHBOR_SIGNALED_SESSION_DOWN, now, out)
+                self._change(State.DOWN, Diag.NEIGHBOR_SIGNALED_SESSION_DOWN, now, out, peer_admin_down=True)
         elif self.state is State.DOWN:
             if remote is State.DOWN:
                 self._change(State.INIT, Diag.NONE, now, out)
@@ -241,8 +242,8 @@ class BfdSession:
         configured = self.profile.transmit_interval * 1000
         return configured if self.state is State.UP else max(configured, SLOW_TX_US)
 
-    def _change(self, new: State, diag: Diag, now: float, out: _Out) -> None:
-        out.changes.append(StateChange(self.state, new, diag, now))
+    def _change(self, new: State, diag: Diag, now: float, out: _Out, peer_admin_down: bool = False) -> None:
+        out.changes.append(StateChange(self.state, new, diag, now, peer_admin_down))
         self.state, self.diag = new, diag
         self._retime()
 

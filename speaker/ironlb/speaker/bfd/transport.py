@@ -118,6 +118,15 @@ class BfdTransport:
             self._by_discriminator[discriminator] = entry
         self._wake()
 
+    def update_profile(self, peer: str, profile: BfdProfile) -> None:
+        """New timers or roles for a running session: a Poll Sequence, not a flap (RFC 5880 6.8.3)."""
+        with self._lock:
+            entry = self._peers.get(_address(peer))
+            if entry is None:
+                raise KeyError(f"no BFD session to {peer}")
+            self._send(entry, entry.session.update_profile(profile, self._clock()).packets)
+        self._wake()
+
     def remove_session(self, peer: str) -> None:
         """AdminDown, sent at once and then periodically for a while, then the session is gone."""
         with self._lock:

@@ -25,6 +25,7 @@ from prometheus_client import Gauge
 from pydantic import SecretStr
 
 from ..interfaces import interface_addresses
+from .bfd_link import BfdLink
 from .exabgp_process import ExabgpSupervisor, SessionState
 from .md5 import md5_key
 from .routes import Route, bgp_routes
@@ -147,11 +148,14 @@ class BGPAgent:
         self.secrets = secrets
         self._closed: dict[str, tuple[str, float]] = {}  # sessions left closed: (why, since)
         self.supervisor: ExabgpSupervisor | None = None
-        self._reported: dict[str, tuple[str, float, int]] = {}
+        self._reported: dict[str, tuple[str, float, int, tuple[str, str] | None]] = {}
         self._next_report = 0.0
         self._selected: dict[str, tuple[str, ...]] = {}
         self._routes: dict[str, frozenset[Route]] = {}
         self._writer = StatusWriter()
+        self._wanted: ExabgpConfig | None = None  # exabgp's neighbors before BFD holds any closed
+        self.bfd = BfdLink(self._bfd_lost)
+        self._bfd_seen = 0  # the BfdLink generation exabgp's neighbors reflect
 
     def update(
         self,
@@ -172,15 +176,19 @@ class BGPAgent:
         self._selected = selected
         if wanted is not None:
             wanted = with_passwords(wanted, self.secrets, self._closed)
+        self._wanted = wanted
         if wanted is None or not wanted.neighbors:
+            self.bfd.apply(ExabgpConfig(node=self.node, api_command="none"))  # no BFD session either
             if self.supervisor is not None:
                 log.info("no BGP session to open from node %s any more: stopping exabgp", self.node)
                 self.supervisor.stop()
                 self.supervisor = None
                 self._routes = {}  # a later exabgp must be given every route again
             return
+        generation = self.bfd.generation
+        opened = self.bfd.apply(wanted)  # exabgp's neighbors: without those BFD holds closed
         if self.supervisor is None:
-            supervisor = ExabgpSupervisor(wanted, self.run_dir)
+            supervisor = ExabgpSupervisor(opened, self.run_dir)
             try:
                 supervisor.start()
             except Exception:
@@ -189,18 +197,35 @@ class BGPAgent:
             self.supervisor, self._routes = supervisor, {}
             log.info("exabgp started for %d BGP session(s)", len(wanted.neighbors))
         else:
-            self.supervisor.reconfigure(wanted)
+            self.supervisor.reconfigure(opened)
+        self._bfd_seen = generation
         routes = bgp_routes(self.node, config, announcements, endpoints)
         if routes != self._routes:
             self.supervisor.set_routes(routes)
             self._routes = routes
 
+    def _bfd_lost(self, peer_address: str) -> None:
+        """BFD lost a peer (its thread): close the sessions to it now; ``poll`` keeps them closed."""
+        supervisor = self.supervisor
+        if supervisor is not None:
+            supervisor.teardown(peer_address)
+
+    def _follow_bfd(self) -> None:
+        """BFD closed or re-opened sessions since exabgp's neighbors were set: set them again."""
+        generation = self.bfd.generation
+        if generation == self._bfd_seen or self.supervisor is None or self._wanted is None:
+            return
+        self.supervisor.reconfigure(self.bfd.apply(self._wanted))
+        self._bfd_seen = generation
+
     def poll(self) -> None:
+        self._follow_bfd()
         states: dict[str, SessionState] = {}
         if self.supervisor is not None:
             self.supervisor.poll()
             states = self.supervisor.sessions()
-        for name, (reason, since) in self._closed.items():  # say why on the BGPPeer, not only in the log
+        # say why a session is closed on the BGPPeer, not only in the log
+        for name, (reason, since) in {**self._closed, **self.bfd.closed()}.items():
             if name in self._selected and name not in states:
                 states[name] = SessionState("Idle", since, reason)
         if not states:
@@ -212,24 +237,36 @@ class BGPAgent:
             prefixes = len(self._routes.get(name, ())) if state.state == "Established" else 0
             SESSION_UP.labels(name, self.node).set(1 if state.state == "Established" else 0)
             PREFIXES.labels(name, self.node).set(prefixes)
-            if due or self._reported.get(name) != (state.state, state.since, prefixes):
-                self._report(name, state, prefixes)
+            bfd = self.bfd.status(name)
+            if due or self._reported.get(name) != (state.state, state.since, prefixes, bfd):
+                self._report(name, state, prefixes, bfd)
         if due:
             self._next_report = now + REPORT_EVERY
 
-    def _report(self, peer: str, state: SessionState, prefixes: int) -> None:
-        self._reported[peer] = (state.state, state.since, prefixes)
+    def _report(
+        self, peer: str, state: SessionState, prefixes: int, bfd: tuple[str, str] | None = None
+    ) -> None:
+        self._reported[peer] = (state.state, state.since, prefixes, bfd)
         selected = self._selected.get(peer, ())
-        self._writer.submit(lambda: self._write_report(peer, state, prefixes, selected))
+        self._writer.submit(lambda: self._write_report(peer, state, prefixes, bfd, selected))
 
-    def _write_report(self, peer: str, state: SessionState, prefixes: int, selected: Sequence[str]) -> None:
-        entry = {
+    def _write_report(
+        self,
+        peer: str,
+        state: SessionState,
+        prefixes: int,
+        bfd: tuple[str, str] | None,
+        selected: Sequence[str],
+    ) -> None:
+        entry: dict[str, Any] = {
             "node": self.node,
             "state": state.state if state.state in FSM_STATES else "Unknown",
             "since": datetime.fromtimestamp(state.since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "message": state.reason[:1024],
             "announcedPrefixes": prefixes,
         }
+        if bfd is not None:  # the BFD session under it: its state, its timers or why it is not Up
+            entry["bfd"], entry["bfdMessage"] = bfd[0], bfd[1][:1024]
         try:
             self._apply_entries(peer, [entry], selected)
             if state.state == "Established" or state.reason:
@@ -272,6 +309,7 @@ class BGPAgent:
 
     def stop(self) -> None:
         """Withdraw every route and close the sessions (a graceful stop: routers drop this next hop now)."""
+        self.bfd.stop()  # AdminDown first: the peers' BFD must not count a stop as a failure
         if self.supervisor is not None:
             self.supervisor.stop()
             for name in self._selected:

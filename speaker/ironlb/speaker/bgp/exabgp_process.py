@@ -43,6 +43,9 @@ NOT_CONNECTED_YET = "not connected yet"
 # exabgp drops a SIGUSR1 that arrives while a peer has updates queued; it logs this when it does reload
 RELOAD_DONE = "performing reload of exabgp"
 RELOAD_RETRY_SECONDS = 1.0
+# BFD saw the peer go: exabgp's teardown sends Cease with this subcode (RFC 4486: Administrative Reset, the
+# session comes back once BFD is Up again)
+CEASE_ADMINISTRATIVE_RESET = 4
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class ExabgpSupervisor:
         self._sent: dict[str, frozenset[Route]] = {}
         self._resync: dict[str, float] = {}
         self._resend: set[str] = set()  # sessions whose unchanged routes are announced once more
+        self._commands: list[str] = []  # other API commands (teardowns), sent before route changes
         self._next_full_resync = time.monotonic() + FULL_RESYNC_SECONDS
         self._states: dict[str, SessionState] = {}
         self._connection: socket.socket | None = None
@@ -150,6 +154,13 @@ class ExabgpSupervisor:
         """The routes wanted now; the writer thread sends only the changes."""
         with self._lock:
             self._wanted = {name: routes for name, routes in routes_by_session.items() if routes}
+            self._lock.notify_all()
+
+    def teardown(self, peer_address: str) -> None:
+        """Close the sessions to a peer now, from any thread (BFD lost it). exabgp would open them again
+        after a second: leave them out of the next ``reconfigure`` to keep them closed."""
+        with self._lock:
+            self._commands.append(f"neighbor {peer_address} teardown {CEASE_ADMINISTRATIVE_RESET}")
             self._lock.notify_all()
 
     def sessions(self) -> dict[str, SessionState]:
@@ -308,6 +319,7 @@ class ExabgpSupervisor:
                     self._connection.close()
                 self._connection = connection
                 self._sent = {}
+                self._commands = []  # for the sessions of an exabgp that is gone
                 self._pending_acks = 0
                 self._lock.notify_all()
             threading.Thread(target=self._read_loop, args=(connection,), daemon=True).start()
@@ -357,7 +369,11 @@ class ExabgpSupervisor:
                         self._stopping
                         or (
                             self._connection is not None
-                            and (self._wanted_here() != self._sent or bool(self._resend))
+                            and (
+                                self._wanted_here() != self._sent
+                                or bool(self._resend)
+                                or bool(self._commands)
+                            )
                         )
                     )
                 )
@@ -367,10 +383,12 @@ class ExabgpSupervisor:
                 wanted = self._wanted_here()
                 changes = diff_routes(self._sent, wanted) + resend_routes(self._sent, wanted, self._resend)
                 self._resend = set()
+                commands, self._commands = self._commands, []
                 addresses = self._peer_addresses()
                 self._sent = wanted
-                self._pending_acks += len(changes)
-            payload = "".join(command_for(c, addresses[c.session]) + "\n" for c in changes)
+                self._pending_acks += len(commands) + len(changes)
+            commands += [command_for(c, addresses[c.session]) for c in changes]
+            payload = "".join(command + "\n" for command in commands)
             try:
                 assert connection is not None
                 connection.sendall(payload.encode())
