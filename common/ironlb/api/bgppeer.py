@@ -190,6 +190,56 @@ class BGPPeerSpec(ApiModel):
         max_length=SELECTOR_LIST_MAX,
         description="Labels of the nodes that open this session. With none, every node.",
     )
+    # MetalLB's fields IronLB cannot honour: present so that the API server refuses them with the reason,
+    # instead of pruning them as unknown (accepted, then ignored)
+    vrf: str | None = Field(
+        default=None,
+        max_length=15,
+        json_schema_extra=validations(
+            cel(
+                "self == ''",
+                "'vrf \"' + self + '\" is refused: exabgp, which opens the sessions, cannot bind one to a"
+                " VRF; peer from the default VRF'",
+            )
+        ),
+        description="Refused unless empty: IronLB opens sessions in the default VRF only (MetalLB's field).",
+    )
+    interface: str | None = Field(
+        default=None,
+        max_length=15,
+        json_schema_extra=validations(
+            cel(
+                "self == ''",
+                "'interface \"' + self + '\" is refused: unnumbered BGP sessions are not supported; set"
+                " peerAddress'",
+            )
+        ),
+        description="Refused unless empty: no unnumbered BGP sessions (MetalLB's field).",
+    )
+    disable_mp: bool | None = Field(
+        default=None,
+        alias="disableMP",
+        json_schema_extra=validations(
+            cel(
+                "self",
+                "'disableMP: false is refused: IronLB announces each address family only over sessions of"
+                " that family, as disableMP: true does; set true or leave it out'",
+            )
+        ),
+        description="Only true (or absent) is accepted: IronLB announces IPv4 prefixes over IPv4 sessions "
+        "and IPv6 over IPv6 sessions, never both over one (MetalLB's field).",
+    )
+    dual_stack_address_family: bool | None = Field(
+        default=None,
+        json_schema_extra=validations(
+            cel(
+                "!self",
+                "'dualStackAddressFamily: true is refused: IronLB announces each address family only over"
+                " sessions of that family; leave it out'",
+            )
+        ),
+        description="Only false (or absent) is accepted, for the same reason as disableMP (MetalLB's field).",
+    )
 
 
 BfdState = Literal["AdminDown", "Down", "Init", "Up"]

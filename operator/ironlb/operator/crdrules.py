@@ -212,6 +212,14 @@ def peer_problems(spec: BGPPeerSpec, where: str) -> list[Problem]:
             "passwordSecret.namespace",
             f"{spec.password_secret.namespace!r} is refused: the Secret must be in the BGPPeer's namespace",
         )
+    if spec.vrf:
+        fail("vrf", f"{spec.vrf!r} is refused: exabgp cannot bind a session to a VRF")
+    if spec.interface:
+        fail("interface", f"{spec.interface!r} is refused: unnumbered BGP sessions are not supported")
+    if spec.disable_mp is False:
+        fail("disableMP", "false is refused: IronLB announces each family only over sessions of that family")
+    if spec.dual_stack_address_family:
+        fail("dualStackAddressFamily", "true is refused: IronLB announces each family only over its sessions")
     internal = spec.peer_asn == spec.my_asn if spec.peer_asn is not None else spec.dynamic_asn == "internal"
     if spec.ebgp_multi_hop and internal:
         fail("ebgpMultiHop", "applies to eBGP sessions only, but this session is iBGP")
