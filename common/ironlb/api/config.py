@@ -32,7 +32,12 @@ class SpeakerSettings(ApiModel):
         max_length=32,
         description="Tolerations of the speaker pods; by default they tolerate control-plane taints.",
     )
-    cpu_request: str = Field(default="50m", max_length=16, pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    cpu_request: str = Field(
+        default="100m",  # 50m let heartbeats stall under a 5,000-IP bulk change (docs/benchmarks.md)
+        max_length=16,
+        pattern=r"^[0-9]+(\.[0-9]+)?m?$",
+        description="The speakers' CPU request (also their budget for background work under a CPU limit).",
+    )
     memory_request: str = Field(default="64Mi", max_length=16, pattern=r"^[0-9]+(Ki|Mi|Gi)?$")
     memory_limit: str = Field(default="256Mi", max_length=16, pattern=r"^[0-9]+(Ki|Mi|Gi)?$")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
