@@ -9,7 +9,8 @@ import time
 from ironlb_lab.network import LabNetwork
 
 PROBE = """
-import sys, time
+import logging, sys, time
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 from ironlb.speaker.l2.heartbeat import HeartbeatLoop, HeartbeatSocket, boot_id
 from ironlb.speaker.l2.membership import Membership
 node, addresses, seconds = sys.argv[1], dict(a.split("=") for a in sys.argv[2].split(",")), float(sys.argv[3])
@@ -37,6 +38,7 @@ def test_heartbeats_cross_the_lab_network_and_a_killed_speaker_is_dead_within_th
             subprocess.Popen(
                 ["ip", "netns", "exec", host.namespace, *python, host.role, addresses, "3"],
                 stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
             )
             for host in hosts
@@ -47,7 +49,8 @@ def test_heartbeats_cross_the_lab_network_and_a_killed_speaker_is_dead_within_th
             time.sleep(1.5)
             runs[2].kill()
             killed_at = time.monotonic()
-            outputs = [run.communicate(timeout=20)[0].splitlines() for run in runs[:2]]
+            results = [run.communicate(timeout=20) for run in runs[:2]]
+            outputs = [out.splitlines() for out, _ in results]
         finally:
             for run in runs:
                 run.kill()
@@ -61,3 +64,5 @@ def test_heartbeats_cross_the_lab_network_and_a_killed_speaker_is_dead_within_th
             dead_at = min(at for alive, at in views if at > killed_at and alive == "node1,node2")
             assert dead_at - killed_at < 0.45, dead_at - killed_at
             assert views[-1][0] == "node1,node2"
+        for _, logged in results:  # the survivors say whom they hold dead
+            assert "node node3 held dead" in logged and "node node1 held dead" not in logged, logged

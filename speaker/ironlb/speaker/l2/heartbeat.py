@@ -78,6 +78,7 @@ class HeartbeatLoop:
         self._addresses: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
+        self._logged_version, self._dead = -1, frozenset[str]()
 
     def start(self) -> HeartbeatLoop:
         self._thread.start()
@@ -128,6 +129,24 @@ class HeartbeatLoop:
             except Exception:
                 log.exception("sending %s", message)
 
+    def _log_changes(self) -> None:
+        """Who this node holds dead or alive again, when that changes: the first thing to read after a
+        takeover nobody expected."""
+        version = self.membership.version
+        if version == self._logged_version:
+            return
+        with self._lock:
+            version, alive = self.membership.version, self.membership.alive()
+        configured = set(self._addresses)
+        dead = frozenset(configured - alive - {self.membership.me})
+        if self._logged_version >= 0:
+            for node in sorted(dead - self._dead):
+                log.info("node %s held dead (silent past %.0f ms, as its watchers report)", node,
+                         self.membership.timeout * 1000)  # fmt: skip
+            for node in sorted(self._dead - dead):
+                log.info("node %s alive again", node)
+        self._logged_version, self._dead = version, dead
+
     def _run(self) -> None:
         """Never ends before ``stop``: a thread that died would make this node look dead to its peers."""
         pause = self.membership.interval / 4
@@ -151,6 +170,7 @@ class HeartbeatLoop:
                         now = time.monotonic()
                         for message in messages:
                             self.membership.receive(message, now)
+                self._log_changes()
             except Exception:
                 if self._stop.is_set():
                     return
