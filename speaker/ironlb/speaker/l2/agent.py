@@ -74,7 +74,9 @@ class L2Agent:
         self._interfaces: dict[IPAddress, frozenset[str]] = {}
         self._snapshot_version = -1
         self._limited = 0
-        self.reporter = AnnouncementReporter(kube, node, namespace, uid_of, stop, pace)
+        self.reporter = AnnouncementReporter(
+            kube, node, namespace, uid_of, stop, pace, lambda service, ip: self.announced.get(ip) == service
+        )
 
     def step(self, snapshot: Snapshot, now: float) -> None:
         """Answer for exactly the IPs this node wins now (heartbeats come and go on their own thread). Only
@@ -118,20 +120,21 @@ class L2Agent:
         if owned == self.announced and interfaces == self._interfaces:
             return
         self._interfaces = interfaces
+        # what the reporter checks its queue against is set before anything is queued
+        before, self.announced = self.announced, dict(owned)
         for responder, address in self.responders.set_owned(interfaces):
             responder.announce(address)
-            if self.announced.get(address) != owned[address]:
+            if before.get(address) != owned[address]:
                 log.info("announcing %s (%s) from node %s", address, owned[address], node)
                 TAKEOVERS.labels(node=node).inc()
                 self.reporter.answering(owned[address], address, tuple(sorted(interfaces[address])))
-        for address, service in self.announced.items():
+        for address, service in before.items():
             if owned.get(address) != service:  # released, or now another Service's (shared IPs)
                 ANNOUNCING.remove(service, str(address), node)
                 self.reporter.released(service, address)
         for address, service in owned.items():
-            if self.announced.get(address) != service:
+            if before.get(address) != service:
                 ANNOUNCING.labels(service, str(address), node).set(1)
-        self.announced = dict(owned)
         OWNED.labels(node=node).set(len(owned))
 
     def _reassert(self) -> None:

@@ -67,8 +67,12 @@ class AnnouncementReporter:
         uid_of: Callable[[str], str | None],
         stop: threading.Event,
         pace: Callable[[], None] | None = None,
+        answering_now: Callable[[str, IPAddress], bool] | None = None,
     ) -> None:
         self.kube, self.node, self.namespace, self.uid_of = kube, node, namespace, uid_of
+        # whether this node answers for (Service, IP) now: a queued report the loop has since overtaken
+        # (taken over, then handed back) is dropped, not written after the new owner's
+        self._answering_now = answering_now
         self._pace = pace  # after each report: under a CPU quota, reports wait, heartbeats do not
         self.manager = f"ironlb-speaker-{node}"
         self.reports: queue.Queue[Report] = queue.Queue()
@@ -87,6 +91,8 @@ class AnnouncementReporter:
                 service, ip, interfaces, answering = self.reports.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if self._answering_now is not None and self._answering_now(service, ip) != answering:
+                continue  # overtaken: the report of what the loop does now is queued behind this one
             self._handle(service, ip, interfaces, answering)
 
     def _handle(self, service: str, ip: IPAddress, interfaces: tuple[str, ...], answering: bool) -> None:
