@@ -57,20 +57,26 @@ protocol bfd {{
 
 # Our side: a small entry point run inside its namespace, printing each state change as a JSON line.
 AGENT = """
-import json, sys, time
+import json, sys, threading, time
 from ironlb.speaker.bfd.session import BfdProfile
 from ironlb.speaker.bfd.transport import BfdTransport
 
+lock = threading.Lock()  # print() writes the line and its newline apart: two threads would interleave
+
+def emit(line):
+    with lock:
+        sys.stdout.write(json.dumps(line) + "\\n")
+        sys.stdout.flush()
+
 def report(peer, change):
-    line = {"peer": peer, "old": change.old.name, "new": change.new.name, "diag": int(change.diag),
-            "at": change.at}
-    print(json.dumps(line), flush=True)
+    emit({"peer": peer, "old": change.old.name, "new": change.new.name, "diag": int(change.diag),
+          "at": change.at})
 
 transport = BfdTransport()
 profile = BfdProfile(receive_interval=300, transmit_interval=300, detect_multiplier=3)
 for peer, local in json.loads(sys.argv[1]):
     transport.add_session(peer, local, profile, report)
-print(json.dumps({"ready": time.monotonic()}), flush=True)
+emit({"ready": time.monotonic()})
 while True:
     time.sleep(3600)
 """
