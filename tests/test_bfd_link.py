@@ -142,3 +142,17 @@ def test_two_sessions_to_one_peer_share_its_bfd_session() -> None:
     assert [call[0] for call in transport.calls] == ["add"]
     transport.callbacks[ROUTER](ROUTER, change(State.UP, State.DOWN, Diag.CONTROL_DETECTION_TIME_EXPIRED))
     assert lost == [ROUTER] and names(bfd.apply(wanted)) == [] and set(bfd.closed()) == {"a", "b"}
+
+
+def test_a_change_of_a_replaced_bfd_session_does_not_hold_the_new_one() -> None:
+    """The old session's Down, delivered after a new local address replaced it, is not the new one's."""
+    bfd, transport, lost = link()
+    bfd.apply(config(neighbor("router")))
+    old_report = transport.callbacks[ROUTER]
+    old_report(ROUTER, change(State.DOWN, State.UP))
+    moved = ExabgpNeighbor(
+        session=neighbor("router").session, local_address="198.51.100.12", router_id="198.51.100.11"
+    )
+    bfd.apply(config(moved))
+    old_report(ROUTER, change(State.UP, State.DOWN, Diag.CONTROL_DETECTION_TIME_EXPIRED))
+    assert lost == [] and names(bfd.apply(config(moved))) == ["router"]

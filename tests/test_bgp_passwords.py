@@ -66,3 +66,12 @@ def test_the_gathered_secret_carries_exactly_the_passwords(passwords: dict[str, 
     assert manifest["metadata"]["name"] == PASSWORDS_SECRET
     decoded = {k: base64.b64decode(v).decode() for k, v in manifest["data"].items()}
     assert decoded == passwords
+
+
+def test_an_empty_inline_password_is_no_password() -> None:
+    """MetalLB (and templated manifests) write password: "" for none: the session opens without MD5."""
+    empty = BGPPeerSpec.model_validate(
+        {"myASN": 64500, "peerASN": 64501, "peerAddress": "198.51.100.1", "password": ""}
+    )
+    assert gather({"empty": empty}, NS, {}) == {}
+    assert session_from_peer("empty", NS, empty).password_secret is None

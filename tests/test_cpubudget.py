@@ -172,3 +172,11 @@ def test_a_thread_that_must_not_sleep_is_charged_and_sees_the_debt() -> None:
     assert clock.slept == [] and paced.in_debt()
     clock.now += 1.01
     assert not paced.in_debt()
+
+
+def test_debt_is_capped_so_that_no_background_unit_waits_more_than_a_second() -> None:
+    clock = Clock()
+    paced = budget(clock, rate=0.03)
+    paced.begin()
+    clock.cpu += 10.0  # the loop taking over thousands of IPs at once
+    assert paced.charge() <= 1.0 + 1e-9

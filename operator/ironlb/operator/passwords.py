@@ -28,9 +28,7 @@ def gather(
     """Peer name -> its password (base64) from the Secret it names, for the peers whose Secret has one."""
     data: dict[str, str] = {}
     for name, spec in sorted(peers.items()):
-        if (
-            spec.password is not None
-        ):  # MetalLB's inline password: kept out of the speakers' reach the same way
+        if spec.password:  # MetalLB's inline password ("" is none), kept out of the speakers' reach alike
             data[name] = base64.b64encode(spec.password.encode()).decode("ascii")
             continue
         ref = spec.password_secret

@@ -59,7 +59,7 @@ def session_from_peer(
 
     hold = seconds(spec.hold_time)
     profile = (bfd_profiles or {}).get(spec.bfd_profile) if spec.bfd_profile else None
-    signed = spec.password_secret is not None or spec.password is not None
+    signed = spec.password_secret is not None or bool(spec.password)  # "" is no password, as in MetalLB
     return BGPSession(
         name=name,
         peer_address=spec.peer_address,

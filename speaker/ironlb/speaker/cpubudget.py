@@ -26,6 +26,7 @@ from prometheus_client import Counter
 log = logging.getLogger("ironlb.speaker")
 BACKGROUND_SHARE = 0.6  # of the quota; the rest is for heartbeats, ARP/NDP answers and the loop
 BURST = 0.005  # seconds of CPU the bucket holds: less than a quota period of a 50m container
+MAX_DEBT = 1.0  # seconds at the rate: the longest any background unit waits
 PAUSED = Counter(
     "ironlb_speaker_paced_seconds",
     "Seconds background work (watch events, status reports) waited to stay under the CPU quota.",
@@ -123,7 +124,9 @@ class CpuBudget:
             return 0.0
         with self._lock:
             self._refill()
-            self._tokens -= used
+            # debt is capped: one long unit (the loop taking over thousands of IPs) must not make every
+            # watch wait for many seconds, a deletion included
+            self._tokens = max(self._tokens - used, -self.rate * MAX_DEBT)
             return -self._tokens / self.rate if self._tokens < 0 else 0.0
 
     def begin(self) -> None:

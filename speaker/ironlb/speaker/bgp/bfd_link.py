@@ -11,6 +11,7 @@ A BGPPeer naming a BFDProfile that does not exist stays closed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import threading
@@ -104,9 +105,11 @@ class BfdLink:
                 peer, (neighbor.local_address, BfdProfile(**session.bfd.model_dump()), session.ebgp_multihop)
             )
         with self._lock:
-            self._sync(wanted)
+            idle = self._sync(wanted)
             self._sessions, self._missing = sessions, missing
             opened = tuple(_without_bfd(n) for n in config.neighbors if self._closing(n.session.name) is None)
+        if idle is not None:  # outside the lock: its thread may be waiting for it in ``_changed``
+            idle.stop()
         return config.model_copy(update={"neighbors": opened})
 
     def closed(self) -> dict[str, tuple[str, float]]:
@@ -141,7 +144,8 @@ class BfdLink:
             return None
         return f"BFD to {peer} went Down ({_why(entry.diag)}): closed until BFD is Up again", entry.since
 
-    def _sync(self, wanted: dict[str, tuple[str, BfdProfile, bool]]) -> None:
+    def _sync(self, wanted: dict[str, tuple[str, BfdProfile, bool]]) -> BfdTransport | None:
+        """Returns the transport to stop once the lock is released, when no session is left."""
         for peer in [peer for peer in self._peers if peer not in wanted]:
             self._remove(peer)
         for peer, (local, profile, multihop) in wanted.items():
@@ -159,13 +163,16 @@ class BfdLink:
                 self._remove(peer)
             entry = self._peers[peer] = _Bfd(local, profile, multihop)
             try:
-                self._transport_now().add_session(peer, local, profile, self._changed, multihop)
+                self._transport_now().add_session(
+                    peer, local, profile, functools.partial(self._changed, entry=entry), multihop
+                )
             except OSError as error:
                 entry.error = str(error)
                 log.error("BFD to %s from %s: %s", peer, local, error)
         if not self._peers and self._transport is not None:
-            self._transport.stop()
-            self._transport = None
+            idle, self._transport = self._transport, None
+            return idle
+        return None
 
     def _remove(self, peer: str) -> None:
         entry = self._peers.pop(peer)
@@ -179,11 +186,11 @@ class BfdLink:
             self._transport = self._new_transport()
         return self._transport
 
-    def _changed(self, peer: str, change: StateChange) -> None:
-        """The transport's callback (its thread): a lost session closes its BGP sessions at once."""
+    def _changed(self, peer: str, change: StateChange, entry: _Bfd) -> None:
+        """The transport's callback (its thread): a lost session closes its BGP sessions at once. A change
+        of a session since replaced (another local address) is not the new one's."""
         with self._lock:
-            entry = self._peers.get(peer)
-            if entry is None:
+            if self._peers.get(peer) is not entry:
                 return
             entry.state, entry.diag, entry.since = change.new, change.diag, time.time()
             lost = change.went_down and not change.peer_admin_down

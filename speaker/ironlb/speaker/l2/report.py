@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import queue
 import threading
@@ -117,13 +118,22 @@ class AnnouncementReporter:
         return custom_path(GROUP, VERSION, self.namespace, PLURAL, status_name(service, ip))
 
     def _write(self, service: str, ip: str, interfaces: tuple[str, ...]) -> None:
+        if not self._still(service, ip, True):  # overtaken while the event was sent (paced)
+            return
         body = status_object(self.namespace, service, ip, self.node, interfaces)
         status = body.pop("status")
         path = self._path(service, ip)
         self.kube.apply(path, body, field_manager=self.manager)
         if self._pace is not None:
             self._pace()
-        self.kube.apply(path + "/status", {**body, "status": status}, field_manager=self.manager)
+        if self._still(service, ip, True):
+            self.kube.apply(path + "/status", {**body, "status": status}, field_manager=self.manager)
+
+    def _still(self, service: str, ip: str, answering: bool) -> bool:
+        """This node still answers (or still does not) for (Service, IP), as the queued entry said."""
+        if self._answering_now is None:
+            return True
+        return self._answering_now(service, ipaddress.ip_address(ip)) == answering
 
     def _remove(self, service: str, ip: str) -> None:
         path = self._path(service, ip)
