@@ -9,6 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import yaml
+from ironlb.api import GROUP, VERSION
+from ironlb.api.kube import ApiError, KubeClient, custom_path
+from ironlb.speaker.l2.report import PLURAL, status_name
 from ironlb_lab.controlplane import ControlPlane
 
 _names = itertools.count(1)
@@ -131,3 +134,14 @@ class Cluster:
             if condition["type"] == kind:
                 return dict(condition)
         return {}
+
+
+def report_exists(kube: KubeClient, namespace: str, service: str, ip: str) -> bool:
+    """Whether the ServiceL2Status of (Service, IP) exists in ``namespace``."""
+    try:
+        kube.get(custom_path(GROUP, VERSION, namespace, PLURAL, status_name(service, ip)))
+    except ApiError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True

@@ -7,24 +7,13 @@ import ipaddress
 import threading
 
 import pytest
-from clusterhelpers import wait_until
-from ironlb.api import GROUP, VERSION
-from ironlb.api.kube import ApiError, KubeClient, custom_path
-from ironlb.speaker.l2.report import PLURAL, AnnouncementReporter, status_name
+from clusterhelpers import report_exists, wait_until
+from ironlb.api.kube import KubeClient
+from ironlb.speaker.l2.report import AnnouncementReporter
 from ironlb_lab.controlplane import ControlPlane
 
 pytestmark = pytest.mark.controlplane
 NAMESPACE = "ironlb-system"
-
-
-def present(kube: KubeClient, service: str, ip: str) -> bool:
-    try:
-        kube.get(custom_path(GROUP, VERSION, NAMESPACE, PLURAL, status_name(service, ip)))
-    except ApiError as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
 
 
 def test_a_queued_report_the_loop_overtook_is_dropped(
@@ -50,5 +39,7 @@ def test_a_queued_report_the_loop_overtook_is_dropped(
     reporter.answering("default/overtaken", gone, ("eth0",))  # taken over, then handed back meanwhile
     reporter.answering("default/kept", kept, ("eth0",))
     hold.set()
-    wait_until(lambda: present(kube, "default/kept", str(kept)), 30, "the report still true")
-    assert not present(kube, "default/overtaken", str(gone)), "an overtaken report was written"
+    wait_until(lambda: report_exists(kube, NAMESPACE, "default/kept", str(kept)), 30, "the report still true")
+    assert not report_exists(kube, NAMESPACE, "default/overtaken", str(gone)), (
+        "an overtaken report was written"
+    )

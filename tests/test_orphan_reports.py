@@ -8,9 +8,10 @@ import threading
 import time
 
 import pytest
+from clusterhelpers import report_exists
 from ironlb.api import GROUP, VERSION
 from ironlb.api.informer import Informer
-from ironlb.api.kube import ApiError, Json, KubeClient, custom_path
+from ironlb.api.kube import Json, KubeClient, custom_path
 from ironlb.operator.orphanreports import PLURAL, remove_orphan_reports
 from ironlb.speaker.l2.report import status_name, status_object
 from ironlb_lab.controlplane import ControlPlane
@@ -43,16 +44,6 @@ def report(kube: KubeClient, ns: str, service_key: str, ip: str, node: str) -> J
     return kube.apply(path + "/status", {**body, "status": status}, field_manager="test")
 
 
-def exists(kube: KubeClient, ns: str, service_key: str, ip: str) -> bool:
-    try:
-        kube.get(custom_path(GROUP, VERSION, ns, PLURAL, status_name(service_key, ip)))
-    except ApiError as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
-
-
 def test_only_reports_of_services_the_api_server_lacks_are_removed(
     crds_installed: ControlPlane, stop: threading.Event
 ) -> None:
@@ -82,10 +73,10 @@ def test_only_reports_of_services_the_api_server_lacks_are_removed(
 
         assert services.get(keys["late"]) is None, "the informer was meant to lag"
         assert removed == [status_name(keys["gone"], "2001:db8::3")]
-        assert exists(kube, system, keys["known"], "2001:db8::1")
-        assert exists(kube, system, keys["late"], "2001:db8::2"), "a live Service's report was removed"
-        assert not exists(kube, system, keys["gone"], "2001:db8::3")
-        assert exists(kube, system, keys["rewritten"], "2001:db8::4"), "a rewritten report was removed"
+        assert report_exists(kube, system, keys["known"], "2001:db8::1")
+        assert report_exists(kube, system, keys["late"], "2001:db8::2"), "a live Service's report was removed"
+        assert not report_exists(kube, system, keys["gone"], "2001:db8::3")
+        assert report_exists(kube, system, keys["rewritten"], "2001:db8::4"), "a rewritten report was removed"
     finally:
         proxy.heal()
         proxy.stop()
