@@ -10,6 +10,7 @@ python=$(bash hack/python-env.sh)
 venv_bin=$(dirname "$python")
 KUBEBUILDER_ASSETS=$(bash hack/build-control-plane.sh)
 export KUBEBUILDER_ASSETS
+bash hack/build-prometheus.sh >/dev/null  # the lab's Prometheus and promtool (cached)
 
 echo "[test] ruff" >&2
 "$venv_bin/ruff" check .

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from ironlb.operator.bundlegen import render_bundle, render_deploy
+from ironlb.operator.bundlegen import render_bundle, render_deploy, render_monitoring
+from ironlb.operator.dashboard import render_dashboard
 from ironlb.operator.manifests import SPEAKER_IMAGE, VERSION
 from ironlb_lab.controlplane import ControlPlane
 
@@ -22,6 +23,8 @@ def test_checked_in_bundle_and_deploy_match_the_sources() -> None:
     generated = {str(p.relative_to(BUNDLE)) for p in BUNDLE.rglob("*") if p.is_file()}
     assert generated == set(render_bundle(REPO_ROOT / "docs" / "examples")), "stale files in bundle/"
     assert (REPO_ROOT / "deploy" / "ironlb.yaml").read_text() == render_deploy(), "deploy/ drifted"
+    assert (REPO_ROOT / "deploy" / "monitoring.yaml").read_text() == render_monitoring(), "deploy/ drifted"
+    assert (REPO_ROOT / "deploy" / "dashboard.json").read_text() == render_dashboard(), "deploy/ drifted"
 
 
 def test_versions_images_and_crds_are_consistent() -> None:

@@ -233,6 +233,43 @@ def test_metrics_show_pools_and_failures(cluster: Cluster) -> None:
     assert re.search(r'ironlb_allocation_failures_total\{reason="PoolNotFound"\} [1-9]', text)
 
 
+def test_pending_services_are_counted_by_reason_until_they_get_an_ip(cluster: Cluster) -> None:
+    operator: OperatorProcess = cluster.operator  # type: ignore[attr-defined]
+
+    def sample(pattern: str) -> float:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5
+        ) as response:
+            found = re.search(pattern + r" ([0-9.e+]+)", response.read().decode())
+        return float(found.group(1)) if found else 0.0
+
+    pending = r'ironlb_services_pending\{reason="PoolNotFound"\}'
+    before = sample(pending)
+    namespace = cluster.new_namespace()
+    cluster.service(namespace, "early", annotations={"ironlb.io/address-pool": "later"})
+    wait_until(lambda: sample(pending) == before + 1, what="one more pending for PoolNotFound")
+    cluster.pool("later", "203.0.113.124/31", **only_for(namespace))
+    cluster.wait_ingress(namespace, "early")
+    wait_until(lambda: sample(pending) == before, what="no longer pending")
+    assert sample("ironlb_operator_leader") == 1.0
+
+    # every published ConfigMap says when it was written, and the operator exports its latest write
+    def newest_stamp() -> float:
+        published = json.loads(
+            cluster.plane.kubectl(
+                "get", "configmaps", "-n", cluster.namespace, "-l", "ironlb.io/speaker-config", "-o", "json"
+            ).stdout
+        )["items"]
+        return max(float(c["metadata"]["annotations"]["ironlb.io/published-at"]) for c in published)
+
+    latest = sample("ironlb_operator_config_published_timestamp_seconds")
+    assert time.time() - 600 < latest <= time.time()
+    wait_until(
+        lambda: abs(newest_stamp() - sample("ironlb_operator_config_published_timestamp_seconds")) < 0.001,
+        what="the newest published-at is the operator's latest write",
+    )
+
+
 def test_an_advertisement_naming_a_missing_pool_says_so(cluster: Cluster) -> None:
     cluster.apply(
         {

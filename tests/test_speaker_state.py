@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ironlb.api.contract import CONTRACT_VERSION, AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
 from ironlb.speaker.pools import PoolAddresses
 from ironlb.speaker.state import State
+from prometheus_client import REGISTRY
 
 CONTRACT = Path(__file__).parent / "data" / "contract"
 
@@ -249,3 +250,24 @@ def test_a_snapshot_reusing_what_did_not_change_equals_one_made_from_scratch(
             ready[service] = ready.get(service, frozenset()) | nodes
         nonempty = {service: nodes for service, nodes in snapshot.endpoints.items() if nodes}
         assert nonempty == {service: nodes for service, nodes in ready.items() if nodes}  # none = no entry
+
+
+def test_the_speaker_exports_the_newest_publication_it_acts_on() -> None:
+    def exported() -> float | None:
+        return REGISTRY.get_sample_value("ironlb_speaker_config_published_timestamp_seconds")
+
+    state = State()
+    config = global_config({"node1": "198.51.100.11"})
+    config["metadata"] = {"name": "ironlb-speaker-config", "annotations": {"ironlb.io/published-at": "100.5"}}
+    shard = {
+        "metadata": {"name": "ironlb-announcements-07", "annotations": {"ironlb.io/published-at": "250.25"}},
+        "data": {"announcements.json": AnnouncementShard(shard=7).model_dump_json()},
+    }
+    state.on_configmap("ADDED", config)
+    state.on_configmap("ADDED", shard)
+    assert exported() != 250.25  # taken, not yet acted on: the loop's snapshot is what counts
+    state.snapshot()
+    assert exported() == 250.25
+    state.on_configmap("DELETED", shard)
+    state.snapshot()
+    assert exported() == 100.5

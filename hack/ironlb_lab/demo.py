@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -378,8 +379,26 @@ def run_bgp(plane: ControlPlane, l2: L2Lab, workdir: Path) -> None:
         )
         print(router.birdc("show", "route", f"{ip}/32"), end="")
         l2.ensure_speakers()
+        wait_for(
+            lambda: "3/3" in plane.kubectl("get", "bgppeers", "-n", "ironlb-system").stdout,
+            30,
+            "3/3 sessions again",
+        )
+        show_status(plane)
     finally:
         router.stop()
+
+
+def show_status(plane: ControlPlane) -> None:
+    step("ironlb status: the whole installation on one screen (instead of five kubectl get)")
+    status = subprocess.run(
+        [sys.executable, "-m", "ironlb.operator.cli", "status", "-n", "ironlb-system"],
+        env=plane.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(status.stdout, end="")
 
 
 class _NoRoute:

@@ -44,6 +44,7 @@ class L2Lab:
     operator_as_pod: bool = False  # install from deploy/ironlb.yaml: the operator's Deployment runs as pods
     faults: bool = False  # each node and pod namespace reaches the API server through a FaultProxy of its own
     cpu_limited: bool = False  # each pod's CFS quota is its CPU request (a cgroup v1 cpu cgroup per pod)
+    pod_network: bool = False  # the operator's pods get LAN addresses (a Prometheus on the LAN scrapes them)
     lab: LabNetwork = field(init=False)
     last_kill: float = field(default=0.0, init=False)  # wall-clock time of the last kill_speaker
 
@@ -68,6 +69,7 @@ class L2Lab:
                 self.bridge,
                 frozenset({self.namespace}),
                 cpu_limit_from_requests=self.cpu_limited,
+                pod_network=self.pod_network,
             ).start()
             # the pools' addresses are on the LAN: the client and the router reach them on-link
             for host in (self.lab.client, self.lab.router):

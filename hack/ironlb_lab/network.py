@@ -36,6 +36,7 @@ OUTSIDE_V6 = ipaddress.IPv6Network("2001:db8:200::/64")
 ROUTER_LAN = 126
 ROUTER_OUTSIDE = 1
 CLIENT = 100
+POD_OFFSET = 40  # LAN offsets 41..99: pods on the lab's pod network (nodes are 11.., the client 100)
 REMOTE = 8
 _OWNED = re.compile(rf"^{PREFIX}(\d+)-\d+-[a-z0-9]+$")
 _instances = itertools.count(1)
@@ -179,28 +180,7 @@ class LabNetwork:
         lan_hosts = [(f"node{n}", 10 + n) for n in range(1, self.nodes + 1)]
         lan_hosts += [("client", CLIENT), ("router", ROUTER_LAN)]
         for role, offset in lan_hosts:
-            namespace = self._namespace(role)
-            port = self.switch_port(role)
-            ip(
-                "link",
-                "add",
-                "eth0",
-                "netns",
-                namespace,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                port,
-                "netns",
-                self.switch,
-            )
-            ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
-            host = Host(role, namespace, _v4(LAN_V4, offset), _v6(LAN_V6, offset))
-            ip("-n", namespace, "addr", "add", f"{host.v4}/{LAN_V4.prefixlen}", "dev", "eth0")
-            ip("-n", namespace, "addr", "add", f"{host.v6}/{LAN_V6.prefixlen}", "dev", "eth0", "nodad")
-            ip("-n", namespace, "link", "set", "eth0", "up")
-            self.hosts[role] = host
+            self.hosts[role] = self._plug_into_lan(role, self._namespace(role), offset)
         remote = self._namespace("remote")
         ip(
             "link",
@@ -234,10 +214,46 @@ class LabNetwork:
             ip("-n", host.namespace, "route", "add", "default", "via", str(gateway_v4))
             ip("-n", host.namespace, "-6", "route", "add", "default", "via", str(gateway_v6))
 
+    def _plug_into_lan(self, role: str, namespace: str, offset: int) -> Host:
+        """A cable from the namespace's eth0 to the switch, with the LAN addresses at ``offset``."""
+        port = self.switch_port(role)
+        ip(
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            namespace,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "netns",
+            self.switch,
+        )
+        ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
+        host = Host(role, namespace, _v4(LAN_V4, offset), _v6(LAN_V6, offset))
+        ip("-n", namespace, "addr", "add", f"{host.v4}/{LAN_V4.prefixlen}", "dev", "eth0")
+        ip("-n", namespace, "addr", "add", f"{host.v6}/{LAN_V6.prefixlen}", "dev", "eth0", "nodad")
+        ip("-n", namespace, "link", "set", "eth0", "up")
+        return host
+
+    def pod_network(self, role: str, namespace: str, number: int) -> Host:
+        """Give a pod's namespace (made by the caller) an address of the pod network: the LAN's offsets
+        POD_OFFSET + number, so a monitoring host on the LAN reaches it, as a cluster's pod network would."""
+        if not 0 < number < CLIENT - POD_OFFSET:
+            raise ValueError(f"pod network full: pod {number}")
+        host = self._plug_into_lan(role, namespace, POD_OFFSET + number)
+        ip("-n", namespace, "route", "add", "default", "via", str(LAN_V4[ROUTER_LAN]))
+        ip("-n", namespace, "-6", "route", "add", "default", "via", str(LAN_V6[ROUTER_LAN]))
+        return host
+
     @staticmethod
     def switch_port(role: str) -> str:
         """The bridge port a LAN host's cable is plugged into (the switch's end of its veth): ``n1`` ...
         ``n10`` ... for the nodes (one port per node whatever their number), ``cl``, ``ro``."""
+        if role.startswith("ipod"):  # pods on the pod network: p1, p2, ...
+            return "p" + role.removeprefix("ipod")
         return "n" + role.removeprefix("node") if role.startswith("node") else role[:2]
 
     def unplug(self, role: str) -> None:

@@ -150,6 +150,7 @@ class LabPodRunner:
     restart_delay: float = 10.0
     pods: dict[str, RunningPod] = field(default_factory=dict)
     cpu_limit_from_requests: bool = False  # CFS quota = the container's CPU request (a cgroup per pod)
+    pod_network: bool = False  # pods off the host network get a LAN address of their own (their podIP)
 
     def __post_init__(self) -> None:
         self.kube = KubeClient.from_environment(str(self.plane.kubeconfig))
@@ -262,7 +263,7 @@ class LabPodRunner:
             subprocess.run(["chown", "-R", f"{uid}:{uid}", str(directory)], check=True)
             _traversable(directory)
         argv = prefix + argv
-        host = node if spec.get("hostNetwork") else self._isolated_namespace()
+        host = node if spec.get("hostNetwork") else self._isolated_namespace(node)
         running = RunningPod(
             key=key,
             uid=metadata.get("uid", ""),
@@ -393,13 +394,17 @@ class LabPodRunner:
         path.chmod(0o600)
         return path
 
-    def _isolated_namespace(self) -> Host:
+    def _isolated_namespace(self, node: Host) -> Host:
         """A pod network namespace whose only connection is the API bridge on its loopback (the bridge's
-        process is remembered with the namespace and ended with it)."""
+        process is remembered with the namespace and ended with it); with ``pod_network``, also a LAN
+        address of its own. Without one, the pod's IP is shown as its node's."""
         self._isolated += 1
         role = f"ipod{self._isolated}"
         namespace = self.lab._namespace(role)
-        host = Host(role, namespace, self.lab.node(1).v4, self.lab.node(1).v6)
+        if self.pod_network:
+            host = self.lab.pod_network(role, namespace, self._isolated)
+        else:
+            host = Host(role, namespace, node.v4, node.v6)
         self.lab.hosts[role] = host
         self._bridges[namespace] = self.bridge.forward_into(host)
         return host
@@ -504,8 +509,8 @@ class LabPodRunner:
                 "status": {
                     "phase": "Running",
                     "hostIP": str(pod.node.v4),
-                    "podIP": str(pod.node.v4),
-                    "podIPs": [{"ip": str(pod.node.v4)}],
+                    "podIP": str(pod.host.v4),
+                    "podIPs": [{"ip": str(pod.host.v4)}],
                     "startTime": now,
                     "conditions": [
                         {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},

@@ -40,6 +40,9 @@ class Versioned(Frozen):
 # The one Secret the speakers may read: the operator gathers every BGPPeer's password into it, keyed by the
 # peer's name (operator/passwords.py)
 PASSWORDS_SECRET = "ironlb-speaker-bgp-passwords"
+# on every published ConfigMap: when the operator wrote it (Unix seconds); speakers export the newest one
+# they act on, so an admin sees a speaker running an older configuration than the operator's
+PUBLISHED_AT_ANNOTATION = "ironlb.io/published-at"
 # the speaker container's CPU limit in millicores (downward API), for pacing its background work
 CPU_LIMIT_ENV = "IRONLB_CPU_LIMIT_MILLICORES"
 

@@ -25,7 +25,9 @@ from .manifests import (
     operator_namespace_rules,
     speaker_cluster_rules,
     speaker_namespace_rules,
+    status_reader_role,
 )
+from .monitoring import monitoring_objects
 
 PACKAGE = "ironlb"
 CHANNEL = "alpha"
@@ -65,6 +67,11 @@ def render_deploy() -> str:
     """Plain manifests for `kubectl apply -f deploy/ironlb.yaml`."""
     namespace, *objects = install_objects()
     return _dump([namespace, *(crd_for(kind) for kind in ALL_KINDS), *objects])
+
+
+def render_monitoring() -> str:
+    """`kubectl apply -f deploy/monitoring.yaml` where the Prometheus Operator's CRDs are served."""
+    return _dump(monitoring_objects())
 
 
 def _examples(examples_dir: Path) -> list[dict[str, Any]]:
@@ -172,6 +179,9 @@ def render_bundle(examples_dir: Path) -> dict[str, str]:
     }
     for kind in ALL_KINDS:
         files[f"manifests/{crd_filename(kind)}"] = _dump([crd_for(kind)])
+    for manifest in [status_reader_role(), *monitoring_objects()]:
+        kind, name = manifest["kind"].lower(), manifest["metadata"]["name"]
+        files[f"manifests/{name}.{kind}.yaml"] = _dump([manifest])
     files["metadata/annotations.yaml"] = _dump([{"annotations": BUNDLE_ANNOTATIONS}])
     labels = "".join(f"LABEL {key}={value}\n" for key, value in BUNDLE_ANNOTATIONS.items())
     files["bundle.Dockerfile"] = (

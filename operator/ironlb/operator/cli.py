@@ -1,4 +1,5 @@
-"""The ``ironlb`` command: generate artefacts from the typed sources, migrate from MetalLB."""
+"""The ``ironlb`` command (also the kubectl plugin ``kubectl ironlb``): generate artefacts from the typed
+sources, migrate from MetalLB, show the status of an installation."""
 
 from __future__ import annotations
 
@@ -8,14 +9,21 @@ from pathlib import Path
 
 import yaml
 
-from .bundlegen import render_bundle, render_deploy, write_tree
+from .bundlegen import render_bundle, render_deploy, render_monitoring, write_tree
 from .crdgen import write_crds
+from .dashboard import render_dashboard
 from .migrate import DEFAULT_NAMESPACE, load_documents, migrate
+from .statuscmd import add_status_command
 
 
 def _generate(args: argparse.Namespace) -> int:
     written = write_crds(Path(args.crds))
-    written += write_tree(Path(args.deploy), {"ironlb.yaml": render_deploy()}, ())
+    deploy = {
+        "ironlb.yaml": render_deploy(),
+        "monitoring.yaml": render_monitoring(),
+        "dashboard.json": render_dashboard(),
+    }
+    written += write_tree(Path(args.deploy), deploy, ())
     written += write_tree(Path(args.bundle), render_bundle(Path(args.examples)), ("manifests", "metadata"))
     for path in written:
         print(f"wrote {path}")
@@ -70,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"namespace of the IronLB objects (default: {DEFAULT_NAMESPACE})",
     )
     migrate_command.set_defaults(func=_migrate)
+    add_status_command(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from .events import EventPoster
 from .handlers import build_registry
 from .leader import LeaseElector
 from .manifests import SPEAKER_IMAGE, SPEAKER_IMAGE_ENV
+from .metrics import LEADER
 from .runtime import OperatorRuntime
 from .services import DEFAULT_CLASS, ServiceFilter
 from .speakers import SpeakerInstaller
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         KubeClient.from_environment(), args.namespace, args.lease_name, args.identity, args.lease_duration
     )
     kube = KubeClient.from_environment(write_guard=elector.leading)
+    LEADER.set_function(lambda: 1.0 if elector.leading() else 0.0)
     if args.metrics_port:
         start_http_server(args.metrics_port)
     log.info("waiting for lease %s/%s as %s", args.namespace, args.lease_name, args.identity)

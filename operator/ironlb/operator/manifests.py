@@ -103,6 +103,7 @@ def operator_namespace_rules() -> list[Manifest]:
         _rule([""], ["secrets"], ["patch"], [PASSWORDS_SECRET]),
         # the Secrets BGPPeers name, to gather their passwords (passwords.py); the heartbeat key
         _rule([""], ["secrets"], READ),
+        _rule([""], ["pods"], READ),  # the speakers' pods: which node runs a ready one (a metric)
     ]
 
 
@@ -168,6 +169,24 @@ def rbac(namespace: str = NAMESPACE) -> list[Manifest]:
             _binding("RoleBinding", "Role", account, account, namespace),
         ]
     return objects
+
+
+STATUS_READER = "ironlb-status-reader"
+
+
+def status_reader_role() -> Manifest:
+    """What `ironlb status` reads, and nothing it could change: bind it to whoever looks (a ClusterRole,
+    since Services and their events live in every namespace)."""
+    return _role(
+        "ClusterRole",
+        STATUS_READER,
+        [
+            _rule([GROUP], ["ipaddresspools", "servicel2statuses", "bgppeers"], ["list"]),
+            _rule([""], ["services", "events", "pods", "configmaps"], ["list"]),
+            _rule(["apps"], ["daemonsets"], ["get"]),
+        ],
+        None,
+    )
 
 
 # ------------------------------------------------------------------------------------------- speaker
@@ -392,5 +411,6 @@ def install_objects(
         service_account(OPERATOR_NAME, namespace, "operator"),
         service_account(SPEAKER_NAME, namespace, "speaker"),
         *rbac(namespace),
+        status_reader_role(),
         operator_deployment(namespace, image, speaker_image),
     ]

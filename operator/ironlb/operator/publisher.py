@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ironlb.api import GROUP
-from ironlb.api.contract import ServiceAnnouncement, SpeakerGlobalConfig
+from ironlb.api.contract import PUBLISHED_AT_ANNOTATION, ServiceAnnouncement, SpeakerGlobalConfig
 from ironlb.api.kube import ApiError, KubeClient, NotLeaderError
 
 from .manifests import labels
+from .metrics import CONFIG_PUBLISHED
 from .speakerconfig import SHARDS, shard, shard_of
 
 log = logging.getLogger("ironlb.publisher")
@@ -55,11 +57,15 @@ class Publisher:
     # each ConfigMap's resourceVersion as last written or read: writes are conditional on it, so one that
     # reaches the API server late (after another replica took over) fails instead of overwriting
     _versions: dict[str, str] = field(default_factory=dict)
+    # each ConfigMap's data as listed at start-up: the first rewrite of one already holding what it would
+    # write is skipped (a write stamps a new published-at, which every speaker would receive for nothing)
+    _payloads: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def seed(self, published: Iterable[Mapping[str, Any]]) -> None:
         """At start-up: the published ConfigMaps as listed; every shard is rewritten once."""
         for body in published:
             self._versions[body["metadata"]["name"]] = str(body["metadata"].get("resourceVersion", ""))
+            self._payloads[body["metadata"]["name"]] = dict(body.get("data") or {})
         self._dirty.update(range(self.shards))
 
     def set_announcement(self, service: str, announcement: ServiceAnnouncement | None) -> None:
@@ -100,12 +106,17 @@ class Publisher:
 
     async def _write(self, body: dict[str, Any], retry_later: Callable[[], None]) -> None:
         name = body["metadata"]["name"]
+        if self._payloads.pop(name, None) == body["data"]:
+            return
         path = f"/api/v1/namespaces/{self.namespace}/configmaps/{name}"
         if self._versions.get(name):
             body["metadata"]["resourceVersion"] = self._versions[name]
+        stamp = time.time()
+        body["metadata"]["annotations"] = {PUBLISHED_AT_ANNOTATION: f"{stamp:.3f}"}
         try:
             written = await asyncio.to_thread(self.kube.apply, path, body)
             self._versions[name] = str(written["metadata"]["resourceVersion"])
+            CONFIG_PUBLISHED.set(stamp)
         except ApiError as error:
             if error.status == 409:  # written by someone else meanwhile: learn its version, write again
                 await self._refresh_version(name, path)

@@ -181,6 +181,12 @@ class OperatorRuntime:
         return [
             Watch("namespaces", "/api/v1/namespaces", c.on_namespace),
             Watch("nodes", "/api/v1/nodes", c.on_node),
+            Watch(  # which node runs a ready speaker (a metric's input)
+                "speakerpods",
+                f"/api/v1/namespaces/{ns}/pods",
+                c.on_speaker_pod,
+                {"labelSelector": f"app.kubernetes.io/name={SPEAKER_NAME}"},
+            ),
             Watch("ipaddresspools", ours("ipaddresspools"), c.on_pool),
             Watch("l2advertisements", ours("l2advertisements"), c.on_advertisement),
             Watch("bgpadvertisements", ours("bgpadvertisements"), c.on_advertisement),

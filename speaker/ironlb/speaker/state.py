@@ -15,6 +15,7 @@ from typing import Any
 
 from ironlb.api.contract import (
     CONTRACT_VERSION,
+    PUBLISHED_AT_ANNOTATION,
     AnnouncementShard,
     ServiceAnnouncement,
     SpeakerGlobalConfig,
@@ -27,6 +28,10 @@ from .pools import PoolAddresses
 log = logging.getLogger("ironlb.speaker.state")
 REFUSED = Gauge(
     "ironlb_speaker_refused_ips", "IPs the published configuration lists that no pool holds: never announced."
+)
+CONFIG_PUBLISHED = Gauge(
+    "ironlb_speaker_config_published_timestamp_seconds",
+    "The newest ironlb.io/published-at among the configuration this speaker acts on.",
 )
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -64,6 +69,7 @@ class State:
     _refused: set[tuple[str, str]] = field(default_factory=set)  # (Service, IP) refused, logged once
     _pools: tuple[SpeakerGlobalConfig, PoolAddresses] | None = None  # the pools of this configuration
     _checked: dict[str, _Checked] = field(default_factory=dict)  # Service -> its last check (snapshot)
+    _published_at: dict[str, float] = field(default_factory=dict)  # ConfigMap -> when the operator wrote it
 
     def on_configmap(self, kind: str, body: dict[str, Any]) -> None:
         name, data = body["metadata"]["name"], body.get("data") or {}
@@ -83,10 +89,11 @@ class State:
                     )
                 self.config = config
                 self.configured = True
-                self.version += 1
+                self._stamp(name, body)
         elif kind == "DELETED":
             with self.lock:
                 self.shards.pop(name, None)
+                self._published_at.pop(name, None)
                 self.version += 1
         elif "announcements.json" in data:
             shard = AnnouncementShard.model_validate_json(data["announcements.json"])
@@ -94,7 +101,16 @@ class State:
                 return
             with self.lock:
                 self.shards[name] = shard.services
-                self.version += 1
+                self._stamp(name, body)
+
+    def _stamp(self, name: str, body: dict[str, Any]) -> None:
+        """A change taken (under the lock): a new version, and when the operator published it."""
+        stamp = (body["metadata"].get("annotations") or {}).get(PUBLISHED_AT_ANNOTATION)
+        try:
+            self._published_at[name] = float(stamp) if stamp is not None else 0.0
+        except ValueError:
+            self._published_at[name] = 0.0
+        self.version += 1
 
     def _readable(self, name: str, published: Versioned) -> bool:
         """A configuration this speaker is too old to act on is refused (the last good one stays)."""
@@ -217,6 +233,7 @@ class State:
                         announcements.append(done[3])
             self._checked = checked
             REFUSED.set(refused)
+            CONFIG_PUBLISHED.set(max(self._published_at.values(), default=0.0))
             self._snapshot = Snapshot(self.version, self.config, announcements, endpoints)
             return self._snapshot
 

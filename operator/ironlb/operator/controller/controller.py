@@ -22,6 +22,7 @@ from .handle_bfd import BfdProfileHandler
 from .handle_legacy import LegacyHandler
 from .handle_pools import PoolHandler
 from .handle_services import ServiceHandler
+from .handle_speaker_pods import SpeakerPodHandler
 from .state import Body, OperatorState
 
 log = logging.getLogger("ironlb.operator")
@@ -58,6 +59,7 @@ class Controller:
         self.advertisements = AdvertisementHandler(self.state)
         self.bfd = BfdProfileHandler(self.state)
         self.legacy = LegacyHandler(self.state)
+        self.speaker_pods = SpeakerPodHandler(self.state)
 
     # ------------------------------------------------------------------------------------------- start-up
     def rebuild(self, listed: Mapping[str, Sequence[Body]]) -> int:
@@ -76,6 +78,8 @@ class Controller:
                 self.advertisements.set_advertisement(advertisement, deleted=False)
         for node in listed["nodes"]:
             self.advertisements.remember_node(node)
+        for pod in listed.get("speakerpods", ()):
+            self.speaker_pods.on_pod(pod, deleted=False)
         for profile in listed.get("bfdprofiles", ()):
             self.bfd.set_profile(profile, deleted=False)
         for peer in listed["bgppeers"]:
@@ -126,6 +130,9 @@ class Controller:
 
     async def on_node(self, body: Body, deleted: bool) -> None:
         self.advertisements.on_node(body, deleted)
+
+    async def on_speaker_pod(self, body: Body, deleted: bool) -> None:
+        self.speaker_pods.on_pod(body, deleted)
 
     async def on_peer(self, body: Body, deleted: bool) -> None:
         self.advertisements.set_peer(body, deleted)

@@ -81,6 +81,7 @@ class ServiceHandler:
         if deleted or not service.handled:
             state.services.pop(key, None)
             state.not_announced.discard(key)
+            state.set_pending(key, None)
             released = state.allocator.release(key, linger=not deleted)
             if released is not None:
                 state.dirty_pools.add(released.pool)
@@ -93,6 +94,7 @@ class ServiceHandler:
         if isinstance(parsed, InvalidRequest) or isinstance(request, InvalidRequest):
             message = parsed.message if isinstance(parsed, InvalidRequest) else ""
             events.once(service.ref, "request", "Warning", "InvalidRequest", message)
+            state.set_pending(key, "InvalidRequest")
             return
         for legacy, preferred in parsed.legacy_annotations:
             events.once(
@@ -112,6 +114,7 @@ class ServiceHandler:
         if before is not None:
             state.dirty_pools.add(before.pool)
         await self._write(service, result.addresses, result.pool)
+        state.set_pending(key, None)
         if before is None or before.addresses != result.addresses:
             ALLOCATIONS.inc()
             events.once(
@@ -147,6 +150,8 @@ class ServiceHandler:
 
     async def _failed(self, service: ServiceRequest, failure: Failure) -> None:
         ALLOCATION_FAILURES.labels(reason=failure.reason.value).inc()
+        keeps = self.state.allocator.allocation_of(service.key) is not None  # an IP from before, kept
+        self.state.set_pending(service.key, None if keeps else failure.reason.value)
         self.state.events.once(service.ref, "allocation", "Warning", failure.reason.value, failure.message)
         if service.shown and self.state.allocator.allocation_of(service.key) is None:
             await self._write(service, (), None)  # an IP it may not keep is not shown either
@@ -181,6 +186,8 @@ class ServiceHandler:
             if error.status == 409:  # changed meanwhile: retried from the latest copy, nothing to say
                 raise
             # said on the Service (a Service without its IP always says why), then retried until it works
+            if addresses and not service.shown:
+                self.state.set_pending(service.key, "StatusNotWritten")
             self.state.events.once(
                 service.ref,
                 "write",

@@ -17,6 +17,7 @@ from ironlb.api.kube import KubeClient
 
 from ..allocator import Allocator
 from ..legacy import LegacyObjects
+from ..metrics import SERVICES_PENDING, SPEAKER_READY
 from ..publisher import Publisher
 from ..services import ServiceFilter, ServiceRequest
 from ..speakerconfig import announcement, global_config, selects_pool
@@ -48,12 +49,37 @@ class OperatorState:
     node_addresses: dict[str, str] = field(default_factory=dict)
     legacy: LegacyObjects = field(default_factory=LegacyObjects)  # the legacy ConfigMap reading in force
     not_announced: set[str] = field(default_factory=set)  # Services holding an IP no advertisement announces
+    pending: dict[str, str] = field(default_factory=dict)  # Services without an IP -> why (metrics only)
+    speaker_pods: dict[str, tuple[str, bool]] = field(default_factory=dict)  # speaker pod -> (node, ready)
+    selected_nodes: frozenset[str] = frozenset()  # nodes some advertisement or BGPPeer selects
     dirty_pools: set[str] = field(default_factory=set)
     dirty_advertisements: set[AdvertisementKey] = field(default_factory=set)
     publisher: Publisher = field(init=False)
 
     def __post_init__(self) -> None:
         self.publisher = Publisher(self.kube, self.namespace)
+        SERVICES_PENDING.clear()  # a new term counts afresh
+        SPEAKER_READY.clear()
+
+    # ------------------------------------------------------------------------------ what metrics show
+    def set_pending(self, key: str, reason: str | None) -> None:
+        """Count the Service as pending for ``reason`` (None: it holds its IP, or is no longer ours)."""
+        before = self.pending.pop(key, None)
+        if reason is not None:
+            self.pending[key] = reason
+        if before == reason:
+            return
+        if before is not None:
+            SERVICES_PENDING.labels(reason=before).dec()
+        if reason is not None:
+            SERVICES_PENDING.labels(reason=reason).inc()
+
+    def show_speaker_readiness(self) -> None:
+        """One series per selected node: whether a ready speaker runs there (the alert's input)."""
+        ready = {node for node, is_ready in self.speaker_pods.values() if is_ready}
+        SPEAKER_READY.clear()
+        for node in self.selected_nodes:
+            SPEAKER_READY.labels(node=node).set(1 if node in ready else 0)
 
     # ------------------------------------------------------------------ what is in force (CRDs and legacy)
     def all_advertisements(self) -> dict[AdvertisementKey, AdvertisementSpec]:
@@ -95,18 +121,23 @@ class OperatorState:
 
     # ------------------------------------------------------------------------- the speaker configuration
     def refresh_global(self) -> None:
-        self.publisher.set_global(
-            global_config(
-                self.l2_specs(),
-                self.bgp_specs(),
-                self.all_peers(),
-                self.node_labels,
-                self.namespace,
-                self.node_addresses,
-                self.pool_addresses(),
-                self.bfd_profiles,
-            )
+        config = global_config(
+            self.l2_specs(),
+            self.bgp_specs(),
+            self.all_peers(),
+            self.node_labels,
+            self.namespace,
+            self.node_addresses,
+            self.pool_addresses(),
+            self.bfd_profiles,
         )
+        self.publisher.set_global(config)
+        selected = frozenset(
+            node for placed in (config.l2, config.bgp, config.peers) for item in placed for node in item.nodes
+        )
+        if selected != self.selected_nodes:
+            self.selected_nodes = selected
+            self.show_speaker_readiness()
 
     def pool_addresses(self) -> dict[str, list[str]]:
         """Every pool in force (the legacy ConfigMap's, and the CRDs', which win) with its addresses."""
