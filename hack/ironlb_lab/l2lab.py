@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ironlb.operator.manifests import NAMESPACE, OPERATOR_NAME, SPEAKER_NAME
 
+from . import probes
 from .accounts import install_accounts
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
@@ -202,43 +201,13 @@ class L2Lab:
 
     # ------------------------------------------------------------------------------------------ probes
     def arp(self, ip: str) -> str:
-        """The MAC that answers ``who has ip`` on the client's segment ('' when nobody does)."""
-        result = self.lab.client.run("arping", "-c", "1", "-w", "1", "-I", "eth0", ip)
-        match = re.search(r"from ([0-9a-f:]{17})", result.stdout.lower())
-        return match.group(1) if match else ""
+        return probes.arp(self.lab.client, ip)
 
     def ndp(self, ip: str) -> str:
-        """The MAC that answers a Neighbor Solicitation for ``ip`` on the client's segment ('' if none)."""
-        result = self.lab.client.run("ndisc6", "-1", "-r", "1", "-w", "1000", ip, "eth0")
-        match = re.search(r"link-layer address: ([0-9a-f:]{17})", result.stdout.lower())
-        return match.group(1) if match else ""
+        return probes.ndp(self.lab.client, ip)
 
     def watch_arp(self, ip: str, seconds: float) -> subprocess.Popen[str]:
-        """Start asking for ``ip`` every 10 ms from the client (ARP, or NDP for an IPv6 ``ip``); read the
-        JSON of MAC changes at the end."""
-        v6 = ":" in ip
-        watch = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.lab.client.namespace,
-                "env",
-                f"PYTHONPATH={HACK}",
-                sys.executable,
-                "-m",
-                "bench.ndp_watch" if v6 else "bench.arp_watch",
-                ip,
-                str(self.lab.client.v6 if v6 else self.lab.client.v4),
-                str(seconds),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert watch.stdout is not None
-        if watch.stdout.readline().strip() != "watching":
-            raise RuntimeError("the ARP watcher did not start")
-        return watch
+        return probes.watch_answers(self.lab.client, ip, seconds)
 
     def failover(
         self, ip: str, victim: str, survivor_mac: str, graceful: bool = False, window: float = 3
