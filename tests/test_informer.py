@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from ironlb.api.informer import Backoff, Informer
+from ironlb.api.informer import Backoff, Informer, strip_managed_fields
 from ironlb.api.kube import Json, KubeClient
 from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.faultproxy import FaultProxy
@@ -200,6 +200,19 @@ def test_transform_trims_what_is_stored_and_delivered(
     informer = start(kube, namespace, lambda _, obj: delivered.append(obj), stop, transform=keep_name)  # type: ignore[arg-type]
     assert delivered and "data" not in delivered[0]
     assert all("data" not in o for o in informer.items())
+
+
+def test_managed_fields_are_not_kept(control_plane: ControlPlane, stop: threading.Event) -> None:
+    """The operator's informers drop server-side apply's bookkeeping (the bulk of a small object)."""
+    kube = KubeClient.from_environment(str(control_plane.kubeconfig))
+    namespace = make_namespace(kube, "informer-managed")
+    configmap(kube, namespace, "written")
+    path = f"/api/v1/namespaces/{namespace}/configmaps/written"
+    assert kube.get(path)["metadata"]["managedFields"]  # the API server keeps them
+    informer = start(kube, namespace, lambda _, __: None, stop, transform=strip_managed_fields)  # type: ignore[arg-type]
+    stored = next(o for o in informer.items() if o["metadata"]["name"] == "written")
+    assert "managedFields" not in stored["metadata"]
+    assert stored["metadata"]["name"] == "written" and stored["data"] == kube.get(path)["data"]
 
 
 def test_backoff_grows_with_jitter_to_its_cap_and_honours_retry_after() -> None:

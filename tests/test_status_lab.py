@@ -78,7 +78,12 @@ def test_the_watch_screen_shows_the_failover_as_it_happens(lab: tuple[L2Lab, Pat
     cluster = Cluster(l2.plane, NAMESPACE)
     namespace = cluster.new_namespace()
     cluster.service(namespace, "web")
-    ip = cluster.wait_ingress(namespace, "web")[0]
+    try:  # the operator may first work through what earlier tests left on the shared control plane
+        ip = cluster.wait_ingress(namespace, "web", timeout=120)[0]
+    except AssertionError as error:
+        events = [(e["reason"], e["message"]) for e in cluster.events(namespace, "web")]
+        operator = l2.operator.log_text()[-3000:]
+        raise AssertionError(f"{error}; events {events}; operator:\n{operator}") from None
     key = f"{namespace}/web"
 
     socket = f"ironlb-status-{os.getpid()}"  # a tmux server of this test's own, ended by its socket

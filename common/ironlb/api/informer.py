@@ -192,6 +192,15 @@ class Informer:
             self.pace()
 
 
+def strip_managed_fields(obj: Json) -> Json:
+    """client-go's ``TransformStripManagedFields``: server-side apply's bookkeeping is a large part of each
+    stored object (one entry per writer) and no handler reads it."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict) and "managedFields" in metadata:
+        obj = {**obj, "metadata": {k: v for k, v in metadata.items() if k != "managedFields"}}
+    return obj
+
+
 def _version(obj: Json) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 

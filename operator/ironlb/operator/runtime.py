@@ -30,7 +30,7 @@ from typing import Any
 from ironlb.api import GROUP, VERSION
 from ironlb.api.config import SINGLETON_NAME
 from ironlb.api.health import Health
-from ironlb.api.informer import Handler, Informer, informers_synced, object_key
+from ironlb.api.informer import Handler, Informer, informers_synced, object_key, strip_managed_fields
 from ironlb.api.kube import ApiError, Json, KubeClient, NotLeaderError, custom_path
 
 from .controller import Controller
@@ -279,7 +279,9 @@ class OperatorRuntime:
         dispatcher = term.dispatcher = Dispatcher(loop)
         watches = self.watches(term)
         for watch in watches:
-            informer = Informer(self.kube, watch.path, dispatcher.handler_for(watch), watch.query)
+            informer = Informer(
+                self.kube, watch.path, dispatcher.handler_for(watch), watch.query, strip_managed_fields
+            )
             dispatcher.informers[watch.name] = informer.start(term.stop)
         informers = list(dispatcher.informers.values())
         await asyncio.to_thread(informers_synced, informers, term.stop)

@@ -94,7 +94,7 @@ class ServiceHandler:
         if isinstance(parsed, InvalidRequest) or isinstance(request, InvalidRequest):
             message = parsed.message if isinstance(parsed, InvalidRequest) else ""
             events.once(service.ref, "request", "Warning", "InvalidRequest", message)
-            state.set_pending(key, "InvalidRequest")
+            state.set_pending(key, None if state.allocator.allocation_of(key) else "InvalidRequest")
             return
         for legacy, preferred in parsed.legacy_annotations:
             events.once(

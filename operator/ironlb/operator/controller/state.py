@@ -52,6 +52,7 @@ class OperatorState:
     pending: dict[str, str] = field(default_factory=dict)  # Services without an IP -> why (metrics only)
     speaker_pods: dict[str, tuple[str, bool]] = field(default_factory=dict)  # speaker pod -> (node, ready)
     selected_nodes: frozenset[str] = frozenset()  # nodes some advertisement or BGPPeer selects
+    _shown_nodes: frozenset[str] = frozenset()  # the nodes of ironlb_node_speaker_ready's series
     dirty_pools: set[str] = field(default_factory=set)
     dirty_advertisements: set[AdvertisementKey] = field(default_factory=set)
     publisher: Publisher = field(init=False)
@@ -77,9 +78,11 @@ class OperatorState:
     def show_speaker_readiness(self) -> None:
         """One series per selected node: whether a ready speaker runs there (the alert's input)."""
         ready = {node for node, is_ready in self.speaker_pods.values() if is_ready}
-        SPEAKER_READY.clear()
+        for node in self._shown_nodes - self.selected_nodes:  # no series vanishes between two scrapes
+            SPEAKER_READY.remove(node)
         for node in self.selected_nodes:
             SPEAKER_READY.labels(node=node).set(1 if node in ready else 0)
+        self._shown_nodes = self.selected_nodes
 
     # ------------------------------------------------------------------ what is in force (CRDs and legacy)
     def all_advertisements(self) -> dict[AdvertisementKey, AdvertisementSpec]:
