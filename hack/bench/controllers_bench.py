@@ -145,6 +145,7 @@ def run(system: str, singles: int, burst: int, total: int, repeats: int) -> Resu
             idle_before = cpu_seconds(pid)
             time.sleep(IDLE_SECONDS)
             results[f"idle CPU % at {total}"] = (cpu_seconds(pid) - idle_before) / IDLE_SECONDS * 100
+        watcher.stop.set()
     for key, value in results.items():
         print(f"{system}: {key} {value:.1f}", flush=True)
     return results

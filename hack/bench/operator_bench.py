@@ -34,7 +34,8 @@ class IngressWatcher:
         self.kube = kube
         self.seen: dict[str, float] = {}
         self.changed = threading.Condition()
-        Informer(kube, f"/api/v1/namespaces/{NAMESPACE}/services", self._on_service).start(threading.Event())
+        self.stop = threading.Event()  # set when its control plane goes away
+        Informer(kube, f"/api/v1/namespaces/{NAMESPACE}/services", self._on_service).start(self.stop)
 
     def _on_service(self, _: str, service: dict[str, Any]) -> None:
         ingress = (service.get("status", {}).get("loadBalancer", {}) or {}).get("ingress")

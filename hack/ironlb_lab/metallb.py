@@ -44,6 +44,8 @@ def install_metallb_crds(plane: ControlPlane, build: Path) -> None:
         plane.kubectl("apply", "--server-side", "-f", str(crd))
     plane.kubectl("wait", "--for=condition=Established", "crd/ipaddresspools.metallb.io")
     plane.kubectl("create", "namespace", NAMESPACE, check=False)
+    # without kube-controller-manager nobody creates it, and pods need it to pass admission
+    plane.kubectl("create", "serviceaccount", "default", "-n", NAMESPACE, check=False)
 
 
 @dataclass
