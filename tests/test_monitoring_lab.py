@@ -33,6 +33,7 @@ PROMTOOL_CASES = Path(__file__).parent / "data" / "promtool" / "alerts_test.yaml
 METRIC = r"\b(?:ironlb|process)_[a-z0-9_]+"  # the metric names a query uses
 FOR = {alert.name: alert.for_ for alert in ALERTS}
 SLACK = 30.0
+MINE = {"matchLabels": {"ironlb-test": "monitoring"}}
 # the shared control plane keeps other labs' Nodes (node3, ...), which run no speaker of this lab
 THIS_LAB = [
     {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["node1", "node2"]}]}
@@ -65,9 +66,14 @@ def monitored(
         router = start_router(l2, workdir / "bird")
         try:
             cluster.apply(*monitoring_objects(NAMESPACE))
-            cluster.pool("l2-pool", "203.0.113.0/29")
-            cluster.pool("tiny", "203.0.113.8/32")
-            cluster.pool("bgp-pool", "203.0.113.64/29")
+            # only this test's namespaces: Services other tests left on the shared control plane may still
+            # show addresses of these ranges, and would be adopted into the pools
+            for name, addresses in (
+                ("l2-pool", "203.0.113.0/29"),
+                ("tiny", "203.0.113.8/32"),
+                ("bgp-pool", "203.0.113.64/29"),
+            ):
+                cluster.pool(name, addresses, serviceAllocation={"namespaceSelectors": [MINE]})
             cluster.apply(
                 {
                     "apiVersion": "ironlb.io/v1beta1",
@@ -83,7 +89,7 @@ def monitored(
                 },
                 bgp_peer(l2, nodeSelectors=THIS_LAB),
             )
-            namespace = cluster.new_namespace()
+            namespace = cluster.new_namespace(labels=MINE["matchLabels"])
             for name, pool in (("web", "l2-pool"), ("only-one", "tiny"), ("routed", "bgp-pool")):
                 cluster.service(namespace, name, annotations={"ironlb.io/address-pool": pool})
                 cluster.wait_ingress(namespace, name, timeout=60)
@@ -122,7 +128,7 @@ def test_three_alerts_fire_within_their_for_and_resolve_when_the_faults_are_undo
 ) -> None:
     lab, prometheus, cluster = monitored.l2, monitored.prometheus, monitored.cluster
     assert not prometheus.firing(), prometheus.firing()
-    namespace = cluster.new_namespace()
+    namespace = cluster.new_namespace(labels=MINE["matchLabels"])
     started: dict[str, float] = {}
 
     # 1. the pool "tiny" is full: one more Service asks for it

@@ -26,6 +26,7 @@ pytestmark = [
 ]
 NAMESPACE = "status-lab"
 IRONLB = str(Path(sys.executable).parent / "ironlb")
+MINE = {"matchLabels": {"ironlb-test": "status"}}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,9 @@ def lab(
     with L2Lab(crds_installed, workdir, namespace=NAMESPACE, nodes=2) as l2:
         try:
             cluster = Cluster(crds_installed, NAMESPACE)
-            cluster.pool("lan", "203.0.113.16/29")
+            # only this test's namespaces: Services other tests left on the shared control plane may still
+            # show addresses of this range, and would be adopted into the pool
+            cluster.pool("lan", "203.0.113.16/29", serviceAllocation={"namespaceSelectors": [MINE]})
             cluster.apply(
                 {
                     "apiVersion": "ironlb.io/v1beta1",
@@ -76,7 +79,7 @@ def answering(screen: str, service: str) -> str | None:
 def test_the_watch_screen_shows_the_failover_as_it_happens(lab: tuple[L2Lab, Path], tmp_path: Path) -> None:
     l2, viewer = lab
     cluster = Cluster(l2.plane, NAMESPACE)
-    namespace = cluster.new_namespace()
+    namespace = cluster.new_namespace(labels=MINE["matchLabels"])
     cluster.service(namespace, "web")
     try:  # the operator may first work through what earlier tests left on the shared control plane
         ip = cluster.wait_ingress(namespace, "web", timeout=120)[0]

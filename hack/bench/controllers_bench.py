@@ -1,6 +1,7 @@
 """Benchmark, side by side: IronLB's operator and MetalLB's controller on the same workload.
 
-Run: hack/bench/run.sh controllers_bench [singles] [burst] [total] [churn]   (defaults 50, 5000, 10000, 10)
+Run: hack/bench/run.sh controllers_bench [singles] [burst] [total] [churn] [systems]
+(defaults 50, 5000, 10000, 10, IronLB,MetalLB; ``systems`` IronLB or MetalLB runs one side only)
 
 Each system gets a fresh lab control plane (same flags, same 2 cores) and one IPv6 pool (2001:db8:1000::/112),
 then: ``singles`` Services one at a time (create -> IP in status); a burst of ``burst`` created at once (per
@@ -82,7 +83,11 @@ def metallb(plane: ControlPlane, kube: KubeClient) -> Iterator[int]:
         yield process.pid
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # busy rewriting statuses: it does not stop at once
+            process.kill()
+            process.wait()
         log.close()
 
 
@@ -94,7 +99,7 @@ def churn(kube: KubeClient, watcher: IngressWatcher, victims: list[str], prefix:
         name = f"{prefix}-{number}"
         started = time.perf_counter()
         create_service(kube, NAMESPACE, name)
-        watcher.wait([name], 120)
+        watcher.wait([name], 1800)  # MetalLB 0.15.2 rewrites every Service's status at 20 QPS first
         latencies.append(watcher.seen[name] - started)
     return latencies
 
@@ -151,8 +156,10 @@ def run(system: str, singles: int, burst: int, total: int, repeats: int) -> Resu
     return results
 
 
-def main(singles: int, burst: int, total: int, repeats: int) -> None:
-    measured = {system: run(system, singles, burst, total, repeats) for system in ("IronLB", "MetalLB")}
+def main(singles: int, burst: int, total: int, repeats: int, systems: str = "IronLB,MetalLB") -> None:
+    measured = {system: run(system, singles, burst, total, repeats) for system in systems.split(",")}
+    if len(measured) < 2:
+        return
     print("\n| measurement | IronLB | MetalLB | IronLB / MetalLB |\n| --- | --- | --- | --- |")
     for key in measured["IronLB"]:
         ours, theirs = measured["IronLB"][key], measured["MetalLB"][key]
@@ -161,5 +168,6 @@ def main(singles: int, burst: int, total: int, repeats: int) -> None:
 
 
 if __name__ == "__main__":
-    arguments = [int(a) for a in sys.argv[1:]]
-    main(*(arguments + [50, 5000, 10000, 10][len(arguments) :]))
+    given = [int(a) for a in sys.argv[1:5]]
+    singles, burst, total, repeats = given + [50, 5000, 10000, 10][len(given) :]
+    main(singles, burst, total, repeats, *sys.argv[5:6])
