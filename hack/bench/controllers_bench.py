@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ironlb.api.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane, _die_with_parent
-from ironlb_lab.metallb import install_metallb_crds, metallb_build
+from ironlb_lab.metallb import controller_argv, install_metallb_crds, metallb_build
 from ironlb_lab.operator import OperatorProcess
 
 from bench.operator_bench import NAMESPACE, IngressWatcher
@@ -67,13 +67,7 @@ def metallb(plane: ControlPlane, kube: KubeClient) -> Iterator[int]:
     assert plane.workdir is not None
     log = (plane.workdir / "metallb-controller.log").open("wb")
     process = subprocess.Popen(
-        [
-            str(build / "controller"),
-            f"--kubeconfig={plane.kubeconfig}",
-            "--namespace=metallb-system",
-            "--webhook-mode=disabled",
-            "--disable-cert-rotation",
-        ],
+        controller_argv(build, plane.kubeconfig),
         stdout=log,
         stderr=subprocess.STDOUT,
         preexec_fn=_die_with_parent,

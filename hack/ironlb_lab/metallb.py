@@ -20,23 +20,29 @@ from pathlib import Path
 from typing import Any
 
 from .apibridge import ApiBridge
+from .buildscripts import built
 from .controlplane import ControlPlane, _die_with_parent
 from .network import Host, LabNetwork
 from .nodes import register_node
 
-HACK = Path(__file__).resolve().parents[1]
 NAMESPACE = "metallb-system"
 SPEAKER_LABELS = {"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "speaker"}
 
 
 def metallb_build() -> Path:
     """The directory with MetalLB's controller, speaker and crds/ (``hack/build-metallb.sh``, cached)."""
-    built = subprocess.run(
-        ["bash", str(HACK / "build-metallb.sh")], capture_output=True, text=True, check=False
-    )
-    if built.returncode != 0:
-        raise RuntimeError(f"hack/build-metallb.sh failed:\n{built.stderr[-3000:]}")
-    return Path(built.stdout.strip())
+    return built("build-metallb.sh")
+
+
+def controller_argv(build: Path, kubeconfig: Path) -> list[str]:
+    """MetalLB's controller with the admin's kubeconfig, without its webhook and certificate rotation."""
+    return [
+        str(build / "controller"),
+        f"--kubeconfig={kubeconfig}",
+        f"--namespace={NAMESPACE}",
+        "--webhook-mode=disabled",
+        "--disable-cert-rotation",
+    ]
 
 
 def install_metallb_crds(plane: ControlPlane, build: Path) -> None:
@@ -86,14 +92,7 @@ class MetalLBLab:
             (key / "secretkey").write_text(os.urandom(16).hex())
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir).start()
             self.controller = self._spawn_host(
-                [
-                    str(self.build / "controller"),
-                    f"--kubeconfig={self.plane.kubeconfig}",
-                    f"--namespace={NAMESPACE}",
-                    "--webhook-mode=disabled",
-                    "--disable-cert-rotation",
-                ],
-                "controller",
+                controller_argv(self.build, self.plane.kubeconfig), "controller"
             )
             for number in range(1, self.nodes + 1):
                 node = self.lab.node(number)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -25,10 +24,10 @@ from typing import Any
 import yaml
 
 from .apibridge import ApiBridge
+from .buildscripts import built
 from .controlplane import ControlPlane
 from .network import Host, LabNetwork
 
-HACK = Path(__file__).resolve().parents[1]
 PORT = 9090
 Json = dict[str, Any]
 _tools: Path | None = None
@@ -38,12 +37,7 @@ def prometheus_tools() -> Path:
     """The directory with prometheus, promtool and crds/ (built once, then cached)."""
     global _tools
     if _tools is None:
-        built = subprocess.run(
-            ["bash", str(HACK / "build-prometheus.sh")], capture_output=True, text=True, check=False
-        )
-        if built.returncode != 0:
-            raise RuntimeError(f"hack/build-prometheus.sh failed:\n{built.stderr[-3000:]}")
-        _tools = Path(built.stdout.strip())
+        _tools = built("build-prometheus.sh")
     return _tools
 
 
