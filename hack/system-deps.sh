@@ -22,6 +22,10 @@ need curl curl
 need nginx nginx-light
 need bird bird2
 need gobgpd gobgpd
+# IronLB's images: built on a Debian base made by debootstrap, run by podman with runc (crun fails here)
+need podman podman
+need runc runc
+need debootstrap debootstrap
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then

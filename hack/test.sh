@@ -11,6 +11,7 @@ venv_bin=$(dirname "$python")
 KUBEBUILDER_ASSETS=$(bash hack/build-control-plane.sh)
 export KUBEBUILDER_ASSETS
 bash hack/build-prometheus.sh >/dev/null  # the lab's Prometheus and promtool (cached)
+bash hack/build-images.sh >/dev/null  # the operator and speaker images the lab's pods run (cached)
 
 echo "[test] ruff" >&2
 "$venv_bin/ruff" check .

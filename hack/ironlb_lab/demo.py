@@ -3,11 +3,13 @@
 A real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and three lab nodes.
 IronLB is installed the way a user installs it: its CRDs and deploy/ironlb.yaml (generated from the same
 source as the OLM bundle: namespace, RBAC, the operator Deployment); the operator pods then install the
-speaker DaemonSet, whose pods run in the node namespaces. Then the seed, as written: MetalLB's legacy
-``config`` ConfigMap with the pool (a documentation range instead of 172.18.1.x), the ``VirtualMachine``
-(run by the lab's KubeVirt stand-in as a virt-launcher pod serving nginx) and the LoadBalancer Service with
-the MetalLB annotation. ``curl`` from a client outside the cluster: "URL exists". Then a Layer 2 failover,
-and the same Service in BGP mode through a BIRD2 router, with a failover measured from behind the router.
+speaker DaemonSet, whose pods run in the node namespaces, each from its image (built from the Dockerfiles,
+run by podman with the securityContext of its Deployment or DaemonSet). Then the seed, as written: MetalLB's
+legacy ``config`` ConfigMap with the pool (a documentation range instead of 172.18.1.x), the
+``VirtualMachine`` (run by the lab's KubeVirt stand-in as a virt-launcher pod serving nginx) and the
+LoadBalancer Service with the MetalLB annotation. ``curl`` from a client outside the cluster: "URL exists".
+Then a Layer 2 failover, and the same Service in BGP mode through a BIRD2 router, with a failover measured
+from behind the router.
 Steps print as they run; a failed step tears everything down and exits non-zero.
 """
 
@@ -26,9 +28,11 @@ from pathlib import Path
 
 import yaml
 from ironlb.api.kube import KubeClient
+from ironlb.operator.manifests import OPERATOR_IMAGE, SPEAKER_IMAGE
 from ironlb.operator.migrate import migrate
 from ironlb.speaker.l2.election import owner
 
+from . import containers
 from .bgplab import bgp_peer, start_router
 from .controlplane import ControlPlane
 from .kubevirt import LabKubeVirt
@@ -218,9 +222,12 @@ class OutageMeter:
 def run_demo(plane: ControlPlane) -> None:
     step("install IronLB as a user does: the CRDs, then deploy/ironlb.yaml (namespace, RBAC, operator)")
     print(plane.install_crds(REPO_ROOT / "crds"), end="")
+    sizes = containers.build_images()  # from operator/Dockerfile and speaker/Dockerfile (cached)
+    built = {"operator": OPERATOR_IMAGE, "speaker": SPEAKER_IMAGE}
+    print("images built:", ", ".join(f"{built[name]} ({size / 1e6:.0f} MB)" for name, size in sizes.items()))
     with (
         tempfile.TemporaryDirectory(prefix="ironlb-demo-") as scratch,
-        L2Lab(plane, Path(scratch), nodes=3, operator_as_pod=True) as l2,
+        L2Lab(plane, Path(scratch), nodes=3, operator_as_pod=True, real_images=True) as l2,
     ):
         workdir = Path(scratch)
         nodes = ", ".join(f"{l2.lab.node(n).role} {l2.lab.node(n).v4}" for n in range(1, 4))

@@ -5,7 +5,6 @@ it)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -44,6 +43,7 @@ class L2Lab:
     faults: bool = False  # each node and pod namespace reaches the API server through a FaultProxy of its own
     cpu_limited: bool = False  # each pod's CFS quota is its CPU request (a cgroup v1 cpu cgroup per pod)
     pod_network: bool = False  # the operator's pods get LAN addresses (a Prometheus on the LAN scrapes them)
+    real_images: bool = False  # pods run from their images under podman (hack/build-images.sh builds them)
     lab: LabNetwork = field(init=False)
     last_kill: float = field(default=0.0, init=False)  # wall-clock time of the last kill_speaker
 
@@ -69,6 +69,7 @@ class L2Lab:
                 frozenset({self.namespace}),
                 cpu_limit_from_requests=self.cpu_limited,
                 pod_network=self.pod_network,
+                real_images=self.real_images,
             ).start()
             # the pools' addresses are on the LAN: the client and the router reach them on-link
             for host in (self.lab.client, self.lab.router):
@@ -168,7 +169,7 @@ class L2Lab:
         if pod is None or pod.process is None:
             raise RuntimeError(f"no speaker runs on {role}")
         self.last_kill = time.time()
-        os.killpg(pod.process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+        self.runner.signal(pod, signal.SIGTERM if graceful else signal.SIGKILL)
         pod.process.wait(timeout=15)
 
     def stop(self) -> None:

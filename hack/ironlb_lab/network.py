@@ -268,9 +268,16 @@ class LabNetwork:
         self, host: Host, argv: list[str], log: Path, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start a process inside a host's namespace; the lab ends it by PID on exit."""
+        return self.spawn_here(["ip", "netns", "exec", host.namespace, *argv], log, env)
+
+    def spawn_here(
+        self, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a process in this process's own namespace (a container runtime naming the namespace of the
+        container itself); the lab ends it by PID on exit."""
         with log.open("ab") as output:
             process = subprocess.Popen(
-                ["ip", "netns", "exec", host.namespace, *argv],
+                argv,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -13,6 +13,10 @@ SIGTERM, then SIGKILL after its grace period, and is then removed, as a kubelet 
 is restarted after ``restart_delay`` (kubelet's first CrashLoopBackOff step is 10 s). With
 ``cpu_limit_from_requests``, each pod's processes run in a cpu cgroup of their own whose CFS quota is the
 container's CPU request (``cpulimit``): a pod gets no more CPU than a cluster reserves for it.
+
+With ``real_images``, each pod runs instead from the image its spec names (hack/build-images.sh builds them),
+under podman with runc (``containers``): the image's contents and entry point, its securityContext applied by
+the container runtime, volumes at their mountPath (the ServiceAccount's too: in-cluster configuration).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import base64
 import json
 import logging
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -33,6 +38,7 @@ from typing import Any
 from ironlb.api.informer import Informer
 from ironlb.api.kube import ApiError, KubeClient
 
+from . import containers
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
 from .cpulimit import CpuCgroups, quota_us
@@ -46,6 +52,10 @@ IMAGES = {
     "quay.io/ironlb/operator": [str(BIN / "ironlb-operator")],
 }
 Json = dict[str, Any]
+
+
+def signal_name(number: int) -> str:
+    return signal.Signals(number).name.removeprefix("SIG")
 
 
 def entry_point(image: str) -> list[str] | None:
@@ -138,6 +148,7 @@ class RunningPod:
     next_liveness: float = 0.0
     liveness_failures: int = 0
     cgroup: Path | None = None  # the cpu cgroup its processes run in (``cpu_limit_from_requests``)
+    container_name: str | None = None  # the podman container (``real_images``); the process is its client
 
 
 @dataclass
@@ -151,6 +162,7 @@ class LabPodRunner:
     pods: dict[str, RunningPod] = field(default_factory=dict)
     cpu_limit_from_requests: bool = False  # CFS quota = the container's CPU request (a cgroup per pod)
     pod_network: bool = False  # pods off the host network get a LAN address of their own (their podIP)
+    real_images: bool = False  # run each pod from its image with podman, not the local entry point
 
     def __post_init__(self) -> None:
         self.kube = KubeClient.from_environment(str(self.plane.kubeconfig))
@@ -192,6 +204,13 @@ class LabPodRunner:
         with self.lock:
             return next((p for p in self.pods.values() if p.key.startswith(prefix) and not p.deleting), None)
 
+    def signal(self, pod: RunningPod, number: int) -> None:
+        """Send a signal to a pod's container (a crash: SIGKILL; a graceful stop: SIGTERM)."""
+        if pod.container_name is not None:
+            containers.kill(pod.container_name, signal_name(number))
+        elif pod.process is not None:
+            os.killpg(pod.process.pid, number)
+
     def restart_now(self, pod: RunningPod) -> None:
         """Skip the back-off of an exited container (as deleting the pod would, without a new pod)."""
         if pod.exited_at is not None:
@@ -203,8 +222,8 @@ class LabPodRunner:
         key = f"{metadata['namespace']}/{metadata['name']}"
         if spec.get("nodeName") not in nodes or metadata["namespace"] not in self.namespaces:
             return
-        containers = spec.get("containers") or []
-        if len(containers) != 1 or entry_point(containers[0].get("image", "")) is None:
+        pod_containers = spec.get("containers") or []
+        if len(pod_containers) != 1 or entry_point(pod_containers[0].get("image", "")) is None:
             return  # not one of IronLB's images: another stand-in (workloads.py) runs it
         with self.lock:
             running = self.pods.get(key)
@@ -229,7 +248,13 @@ class LabPodRunner:
             if running is None:
                 try:
                     self.pods[key] = self._start(pod)
-                except (ApiError, OSError, KeyError, subprocess.CalledProcessError) as error:
+                except (
+                    ApiError,
+                    OSError,
+                    KeyError,
+                    subprocess.CalledProcessError,
+                    containers.ContainerConfigError,
+                ) as error:
                     log.error("cannot run pod %s: %s", key, error)
 
     # ------------------------------------------------------------------------------------------- start
@@ -240,6 +265,8 @@ class LabPodRunner:
         container = spec["containers"][0]
         directory = self.workdir / "pods" / f"{metadata['namespace']}_{metadata['name']}"
         mounts, configmaps = self._volumes(pod, container, directory)
+        if self.real_images:
+            return self._start_container(pod, directory, mounts, configmaps)
         image_entry = entry_point(container["image"]) or []
         argv = [
             map_paths(a, mounts)
@@ -284,6 +311,65 @@ class LabPodRunner:
         self._launch(running)
         return running
 
+    def _start_container(
+        self, pod: Json, directory: Path, mounts: dict[str, Path], configmaps: dict[Path, str]
+    ) -> RunningPod:
+        """The pod from its image, its volumes (the ServiceAccount's projected one too) at their mountPath."""
+        metadata, spec = pod["metadata"], pod["spec"]
+        container = spec["containers"][0]
+        node = self.lab.hosts[spec["nodeName"]]
+        image = container["image"]
+        if not containers.image_exists(image):  # a kubelet's ErrImageNeverPull: no registry here
+            raise containers.ContainerConfigError(f"image {image} is not built (hack/build-images.sh)")
+        read_only = {m["mountPath"]: bool(m.get("readOnly")) for m in container.get("volumeMounts") or []}
+        volumes = [containers.Mount(path, target, read_only[target]) for target, path in mounts.items()]
+        env = {
+            # the API server, as the in-cluster configuration finds it (the API bridge on the pod's loopback)
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(self.plane.port),
+        }
+        for variable in container.get("env") or []:
+            source = variable.get("valueFrom") or {}
+            if "value" in variable:
+                env[variable["name"]] = variable["value"]
+            elif "fieldRef" in source:
+                env[variable["name"]] = field_value(pod, source["fieldRef"]["fieldPath"], str(node.v4))
+            elif "resourceFieldRef" in source:
+                env[variable["name"]] = self._resource_value(container, source["resourceFieldRef"])
+        _, uid = security_context(spec, container)
+        if uid:  # the container's user reads its own files (token, volumes)
+            subprocess.run(["chown", "-R", f"{uid}:{uid}", str(directory)], check=True)
+            _traversable(directory)
+        host = node if spec.get("hostNetwork") else self._isolated_namespace(node)
+        name = f"ironlb-lab-{metadata.get('uid', metadata['name'])}"
+        argv = containers.run_argv(
+            name=name,
+            image=image,
+            netns=host.namespace,
+            spec=spec,
+            container=container,
+            mounts=volumes,
+            env=env,
+            image_user_name=containers.image_user(image),
+        )
+        running = RunningPod(
+            key=f"{metadata['namespace']}/{metadata['name']}",
+            uid=metadata.get("uid", ""),
+            host=host,
+            node=node,
+            directory=directory,
+            argv=argv,
+            env=dict(os.environ),
+            probe=container.get("readinessProbe"),
+            liveness=container.get("livenessProbe"),
+            grace=float(spec.get("terminationGracePeriodSeconds", 30)),
+            container=container["name"],
+            configmaps=configmaps,
+            container_name=name,
+        )
+        self._launch(running)
+        return running
+
     def _resource_value(self, container: Json, ref: Json) -> str:
         """The downward API's ``resourceFieldRef`` for CPU, in units of its divisor (rounded up, as the
         kubelet does). A limit not set is the node's capacity, except where this runner makes the request
@@ -302,7 +388,12 @@ class LabPodRunner:
         return str(-(-millicores // per_unit))
 
     def _launch(self, pod: RunningPod) -> None:
-        pod.process = self.lab.spawn(pod.host, pod.argv, pod.directory / "container.log", env=pod.env)
+        if pod.container_name is not None:
+            # podman itself runs in the host's namespace (--network names the pod's): runc refuses a pod's
+            # sysctls when the namespace it joins is the one it runs in
+            pod.process = self.lab.spawn_here(pod.argv, pod.directory / "container.log", env=pod.env)
+        else:
+            pod.process = self.lab.spawn(pod.host, pod.argv, pod.directory / "container.log", env=pod.env)
         if pod.cgroup is not None:  # `ip netns exec` and setpriv exec the entry point: one PID throughout
             try:
                 CpuCgroups.attach(pod.cgroup, pod.process.pid)
@@ -339,8 +430,38 @@ class LabPodRunner:
                     path = target / name
                     path.write_bytes(base64.b64decode(value))
                     path.chmod(0o400)
+            elif "projected" in volume:
+                self._write_projected(pod, volume["projected"], target)
             mounts[mount["mountPath"]] = target
         return mounts, configmaps
+
+    def _write_projected(self, pod: Json, projected: Json, target: Path) -> None:
+        """A projected volume, such as the ServiceAccount admission adds to every pod (kube-api-access-*):
+        a bound token, the cluster's CA (ConfigMap kube-root-ca.crt) and the pod's namespace."""
+        namespace = pod["metadata"]["namespace"]
+        for source in projected.get("sources") or []:
+            if "serviceAccountToken" in source:
+                (target / source["serviceAccountToken"]["path"]).write_text(self._token(pod))
+            elif "configMap" in source:
+                try:
+                    data = (
+                        self.kube.get(
+                            f"/api/v1/namespaces/{namespace}/configmaps/{source['configMap']['name']}"
+                        ).get("data")
+                        or {}
+                    )
+                except ApiError as error:
+                    if error.status != 404:
+                        raise
+                    data = {}
+                for item in source["configMap"].get("items") or [{"key": k, "path": k} for k in data]:
+                    if item["key"] in data:
+                        (target / item["path"]).write_text(data[item["key"]])
+            elif "downwardAPI" in source:
+                for item in source["downwardAPI"].get("items") or []:
+                    if "fieldRef" in item:
+                        value = field_value(pod, item["fieldRef"]["fieldPath"], "")
+                        (target / item["path"]).write_text(value)
 
     def _write_configmap(self, namespace: str, name: str, target: Path) -> None:
         try:
@@ -356,11 +477,11 @@ class LabPodRunner:
                 temporary.write_text(text)
                 temporary.replace(path)  # atomic, like the kubelet's symlink swap
 
-    def _kubeconfig(self, pod: Json, directory: Path) -> Path:
-        """A kubeconfig holding a token of the pod's ServiceAccount (bound to the pod, 1 hour)."""
+    def _token(self, pod: Json) -> str:
+        """A token of the pod's ServiceAccount, bound to the pod, for 1 hour (TokenRequest)."""
         namespace = pod["metadata"]["namespace"]
         account = pod["spec"].get("serviceAccountName", "default")
-        token = self.kube.request(
+        token: str = self.kube.request(
             "POST",
             f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
             {
@@ -377,6 +498,13 @@ class LabPodRunner:
                 },
             },
         )["status"]["token"]
+        return token
+
+    def _kubeconfig(self, pod: Json, directory: Path) -> Path:
+        """A kubeconfig holding a token of the pod's ServiceAccount."""
+        namespace = pod["metadata"]["namespace"]
+        account = pod["spec"].get("serviceAccountName", "default")
+        token = self._token(pod)
         admin = json.loads(self.plane.kubectl("config", "view", "--raw", "-o", "json").stdout)
         cluster = admin["clusters"][0]["cluster"]
         config = {
@@ -539,6 +667,13 @@ class LabPodRunner:
         process = pod.process
         if process is None or process.poll() is not None:
             return
+        if pod.container_name is not None:  # SIGTERM, SIGKILL after the grace period; then its client ends
+            containers.stop(pod.container_name, grace)
+            try:
+                process.wait(timeout=15)
+                return
+            except subprocess.TimeoutExpired:
+                containers.remove(pod.container_name)
         os.killpg(process.pid, 15)
         try:
             process.wait(timeout=grace)
@@ -555,7 +690,10 @@ class LabPodRunner:
         self._release(pod)
 
     def _release(self, pod: RunningPod) -> None:
-        """What a terminated pod leaves behind: its network namespace (isolated pods) and its cpu cgroup."""
+        """What a terminated pod leaves behind: its container, its network namespace (isolated pods) and its
+        cpu cgroup."""
+        if pod.container_name is not None:
+            containers.remove(pod.container_name)
         self._remove_namespace(pod)
         if pod.cgroup is not None and self.cgroups is not None:
             self.cgroups.remove(pod.cgroup)
