@@ -12,6 +12,7 @@ KUBEBUILDER_ASSETS=$(bash hack/build-control-plane.sh)
 export KUBEBUILDER_ASSETS
 bash hack/build-prometheus.sh >/dev/null  # the lab's Prometheus and promtool (cached)
 bash hack/build-images.sh >/dev/null  # the operator and speaker images the lab's pods run (cached)
+bash hack/build-olm.sh >/dev/null  # OLM's olm operator and CRDs: the lab installs the bundle with it (cached)
 
 echo "[test] ruff" >&2
 "$venv_bin/ruff" check .

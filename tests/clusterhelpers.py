@@ -13,6 +13,7 @@ from ironlb.api import GROUP, VERSION
 from ironlb.api.kube import ApiError, KubeClient, custom_path
 from ironlb.speaker.l2.report import PLURAL, status_name
 from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.l2lab import L2Lab
 
 _names = itertools.count(1)
 
@@ -134,6 +135,23 @@ class Cluster:
             if condition["type"] == kind:
                 return dict(condition)
         return {}
+
+
+def answered_service(lab: L2Lab, name: str) -> str:
+    """A new LoadBalancer Service in a new namespace; its IP, once a lab node answers ARP for it."""
+    cluster = Cluster(lab.plane, namespace=lab.namespace)
+    namespace = cluster.new_namespace()
+    cluster.service(namespace, name)
+    try:
+        ip = cluster.wait_ingress(namespace, name, timeout=60)[0]
+    except AssertionError as error:  # what a person would look at next
+        events = lab.plane.kubectl("get", "events", "-n", namespace, check=False).stdout
+        pools = lab.plane.kubectl(
+            "get", "ipaddresspools", "-n", lab.namespace, "-o", "wide", check=False
+        ).stdout
+        raise AssertionError(f"{error}\nevents:\n{events}\npools:\n{pools}") from None
+    wait_until(lambda: lab.arp(ip) != "", 30, f"a speaker to answer for {ip}")
+    return ip
 
 
 def report_exists(kube: KubeClient, namespace: str, service: str, ip: str) -> bool:

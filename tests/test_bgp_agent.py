@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 
 from ironlb.api.contract import BGPSession, PeerPlacement, SecretRef, SpeakerGlobalConfig
-from ironlb.speaker.bgp.agent import exabgp_config_for, peer_summary, with_passwords
+from ironlb.speaker.bgp.agent import (
+    READY_GRACE,
+    exabgp_config_for,
+    peer_summary,
+    sessions_settled,
+    with_passwords,
+)
+from ironlb.speaker.bgp.exabgp_process import SessionState
 
 SIGNED = BGPSession(
     name="signed",
@@ -63,3 +70,15 @@ def test_peer_counts_take_only_the_selected_nodes() -> None:
         "establishedNodes": 1,
         "sessions": "1/2",
     }
+
+
+def test_a_speaker_is_settled_once_every_selected_session_is_up_or_the_grace_is_over() -> None:
+    """Readiness paces a rolling update: a node restarted in BGP mode is not Ready (and the next node is not
+    taken down) until its routers have it back; a router that stays down cannot stall the rollout."""
+    up, connecting = SessionState("Established", 0.0), SessionState("Active", 0.0)
+    assert sessions_settled((), {}, None, 0.0)  # no BGP on this node
+    assert not sessions_settled(("a", "b"), {"a": up}, 100.0, 101.0)  # b not even reported yet
+    assert not sessions_settled(("a", "b"), {"a": up, "b": connecting}, 100.0, 101.0)
+    assert sessions_settled(("a", "b"), {"a": up, "b": up}, 100.0, 101.0)
+    assert sessions_settled(("a", "b"), {"a": up, "b": connecting}, 100.0, 100.0 + READY_GRACE)
+    assert not sessions_settled(("a",), {}, None, 1e9)  # wanted since unknown: no grace

@@ -94,5 +94,7 @@ def test_runtime_lock_pins_the_same_versions_as_the_development_lock() -> None:
 
     runtime, development = pins("requirements-runtime.lock"), pins("requirements.lock")
     assert {"kopf", "kubernetes", "pydantic", "exabgp", "jinja2"} <= set(runtime)
-    assert "scapy" in development and "scapy" not in runtime  # the tests dissect frames with it; images do not
+    assert (
+        "scapy" in development and "scapy" not in runtime
+    )  # the tests dissect frames with it; images do not
     assert {name: development.get(name) for name in runtime} == runtime

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterhelpers import Cluster, remove_created_namespaces, wait_until
+from clusterhelpers import answered_service, remove_created_namespaces, wait_until
 from ironlb.api.config import SpeakerSettings
 from ironlb.operator.manifests import OPERATOR_NAME, SPEAKER_NAME, speaker_daemonset
 from ironlb_lab import containers
@@ -212,12 +212,8 @@ def test_every_pod_runs_its_image_with_its_security_context(lab: L2Lab) -> None:
 
 
 def test_a_service_is_answered_by_a_speaker_container_and_fails_over(lab: L2Lab) -> None:
-    cluster = Cluster(lab.plane, namespace=NAMESPACE)
-    namespace = cluster.new_namespace()
-    cluster.service(namespace, "from-images")
-    ip = cluster.wait_ingress(namespace, "from-images", timeout=60)[0]
+    ip = answered_service(lab, "from-images")
     assert ipaddress.ip_address(ip) in POOL
-    wait_until(lambda: lab.arp(ip) != "", 30, f"a speaker container to answer for {ip}")
     macs = {lab.lab.node(n).mac(): lab.lab.node(n).role for n in range(1, lab.nodes + 1)}
     owner = macs[lab.arp(ip)]
     lab.kill_speaker(owner)  # SIGKILL to the container's process

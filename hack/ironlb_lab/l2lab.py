@@ -19,11 +19,13 @@ from .apibridge import ApiBridge
 from .controlplane import ControlPlane
 from .network import LabNetwork
 from .nodes import register_node
+from .olm import LabOLM
 from .operator import OperatorProcess
 from .podrunner import LabPodRunner, RunningPod
 
 HACK = Path(__file__).resolve().parents[1]
 DEPLOY_MANIFESTS = HACK.parent / "deploy" / "ironlb.yaml"
+BUNDLE = HACK.parent / "bundle"
 POOLS_V4 = "203.0.113.0/24"  # the lab's Service IPs are on the LAN: client and router reach them on-link
 POOLS_V6 = "2001:db8:300::/64"
 
@@ -44,6 +46,7 @@ class L2Lab:
     cpu_limited: bool = False  # each pod's CFS quota is its CPU request (a cgroup v1 cpu cgroup per pod)
     pod_network: bool = False  # the operator's pods get LAN addresses (a Prometheus on the LAN scrapes them)
     real_images: bool = False  # pods run from their images under podman (hack/build-images.sh builds them)
+    via_olm: bool = False  # the real OLM installs the bundle (bundle/): the operator's Deployment is OLM's
     lab: LabNetwork = field(init=False)
     last_kill: float = field(default=0.0, init=False)  # wall-clock time of the last kill_speaker
 
@@ -53,7 +56,9 @@ class L2Lab:
     def start(self) -> L2Lab:
         self.lab.create()
         try:
-            if self.namespace != NAMESPACE or not self.operator_as_pod:
+            if self.via_olm:
+                self.olm = LabOLM(self.plane, self.lab, self.workdir).start()
+            elif self.namespace != NAMESPACE or not self.operator_as_pod:
                 # what deploy/ironlb.yaml holds, for this lab's namespace (the operator's Deployment only
                 # when it runs as pods)
                 install_accounts(self.plane, self.namespace, with_deployment=self.operator_as_pod)
@@ -75,7 +80,11 @@ class L2Lab:
             for host in (self.lab.client, self.lab.router):
                 host.run("ip", "route", "add", POOLS_V4, "dev", "eth0", check=True)
                 host.run("ip", "-6", "route", "add", POOLS_V6, "dev", "eth0", check=True)
-            if self.operator_as_pod:
+            if self.via_olm:
+                self.csv = self.olm.install(BUNDLE, self.namespace)
+                self.olm.wait_phase(self.namespace, self.csv, "Succeeded")
+                self.ensure_operator()
+            elif self.operator_as_pod:
                 if self.namespace == NAMESPACE:  # exactly what a user applies: deploy/ironlb.yaml (generated)
                     self.plane.kubectl("apply", "-f", str(DEPLOY_MANIFESTS))
                 self.ensure_operator()
@@ -173,6 +182,8 @@ class L2Lab:
         pod.process.wait(timeout=15)
 
     def stop(self) -> None:
+        if getattr(self, "olm", None) is not None:  # first: OLM would put back what the lab removes
+            self.olm.stop()
         if getattr(self, "operator", None) is not None:
             self.operator.stop()
         if getattr(self, "runner", None) is not None:

@@ -2,7 +2,8 @@
 
 Live: the main loop went round recently (a stuck loop is restarted); a standby operator waiting for the
 lease is live too. Ready: the component can do its work: a speaker has read the published configuration
-(a rolling update waits for that), an operator holds the lease and has listed what it watches.
+and, in BGP mode, has its sessions up (a rolling update waits for both: see ``sessions_settled``), an
+operator holds the lease and has listed what it watches.
 The speaker binds 127.0.0.1 (it shares the node's network); the operator's pod network is its own.
 """
 

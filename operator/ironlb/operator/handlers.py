@@ -10,17 +10,39 @@ import logging
 from typing import Any
 
 import kopf
+from ironlb.api.kube import load_configuration
+from kubernetes import client
 
 from .runtime import OperatorRuntime
+
+
+def connection_info(configuration: client.Configuration) -> kopf.ConnectionInfo:
+    """kopf's connection from the kubernetes client's configuration: in a pod, the ServiceAccount and the
+    API server KUBERNETES_SERVICE_HOST/PORT name, as client-go does (kopf's own service-account login
+    needs cluster DNS for kubernetes.default.svc: with DNS down, or none, it never connects); elsewhere the
+    kubeconfig, client certificates included."""
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
 
 
 def build_registry(runtime: OperatorRuntime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        """In a pod, the service account; elsewhere the kubeconfig (as KubeClient does)."""
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        """The credentials KubeClient uses, read again at every login (a rotated token)."""
+        return connection_info(load_configuration())
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -117,8 +117,8 @@ def run(
                 # a new snapshot costs work per IP when it changed: under a CPU quota it waits for the
                 # background share to recover, never longer than MAX_DEFERRAL
                 snapshot, taken = state.snapshot(), now
-            health.configured = state.configured and all(i.synced.is_set() for i in informers)
-            heap.tick(now, health.configured)
+            configured = state.configured and all(i.synced.is_set() for i in informers)
+            heap.tick(now, configured)
             l2.step(snapshot, now)
             if snapshot.version != seen_version and now >= bgp_retry_at:
                 seen_version = snapshot.version
@@ -132,6 +132,8 @@ def run(
                 bgp.poll()
             except Exception:
                 log.exception("polling exabgp")
+            # ready once configured and, in BGP mode, announcing (a rolling update waits for both)
+            health.configured = configured and seen_version == snapshot.version and bgp.settled(now)
             if now >= next_settings_check:
                 next_settings_check = now + 2
                 if settings.reload():

@@ -38,6 +38,22 @@ PREFIXES = Gauge(
 PEERS_PATH = "/apis/ironlb.io/v1beta1/namespaces/{namespace}/bgppeers/{name}/status"
 FSM_STATES = frozenset({"Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"})
 REPORT_EVERY = 30.0  # seconds; state changes are reported at once
+# how long the sessions a node should have may take to come up before its speaker is Ready without them
+READY_GRACE = 20.0
+
+
+def sessions_settled(
+    selected: Sequence[str], states: Mapping[str, SessionState], wanted_since: float | None, now: float
+) -> bool:
+    """Whether this node announces what it should: every selected session Established (its routes go out at
+    once), or ``READY_GRACE`` seconds since the sessions were wanted. Readiness paces a rolling update: the
+    next node is not taken down while the routers still lack this one, yet a router that is down cannot
+    stall a rollout."""
+    if not selected:
+        return True
+    if wanted_since is not None and now - wanted_since >= READY_GRACE:
+        return True
+    return all((state := states.get(name)) is not None and state.state == "Established" for name in selected)
 
 
 def exabgp_config_for(
@@ -156,6 +172,7 @@ class BGPAgent:
         self._wanted: ExabgpConfig | None = None  # exabgp's neighbors before BFD holds any closed
         self.bfd = BfdLink(self._bfd_lost)
         self._bfd_seen = 0  # the BfdLink generation exabgp's neighbors reflect
+        self._wanted_since: float | None = None  # since when this node has had sessions to open
 
     def update(
         self,
@@ -173,6 +190,8 @@ class BGPAgent:
                 self._forget(name, existing[name])
         if selected != self._selected:
             self._next_report = 0.0  # the selected nodes changed: the counts are stale, report at once
+        if selected and not self._selected:
+            self._wanted_since = time.monotonic()
         self._selected = selected
         if wanted is not None:
             wanted = with_passwords(wanted, self.secrets, self._closed)
@@ -203,6 +222,11 @@ class BGPAgent:
         if routes != self._routes:
             self.supervisor.set_routes(routes)
             self._routes = routes
+
+    def settled(self, now: float) -> bool:
+        """See ``sessions_settled``: part of the speaker's readiness."""
+        states = self.supervisor.sessions() if self.supervisor is not None else {}
+        return sessions_settled(tuple(self._selected), states, self._wanted_since, now)
 
     def _bfd_lost(self, peer_address: str) -> None:
         """BFD lost a peer (its thread): close the sessions to it now; ``poll`` keeps them closed."""
