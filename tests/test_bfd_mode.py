@@ -33,7 +33,7 @@ def lab(
     crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[L2Lab, Bird]]:
     workdir = tmp_path_factory.mktemp("bfd")
-    with L2Lab(crds_installed, workdir, namespace=NAMESPACE, nodes=2) as l2:
+    with L2Lab(crds_installed, workdir, namespace=NAMESPACE, nodes=2, real_images=True) as l2:
         router = start_router(l2, workdir / "bird", bfd=True)
         try:
             yield l2, router

@@ -106,7 +106,7 @@ class BGPLab:
 @pytest.fixture(scope="module")
 def bgp(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BGPLab]:
     workdir = tmp_path_factory.mktemp("bgp")
-    with L2Lab(crds_installed, workdir, namespace=NAMESPACE, nodes=3) as l2:
+    with L2Lab(crds_installed, workdir, namespace=NAMESPACE, nodes=3, real_images=True) as l2:
         add_lan_address(l2.lab.router, MD5_ADDRESS)
         add_lan_address(l2.lab.node(1), MD5_SOURCE)
         md5 = Neighbor(MD5_SOURCE, NODE_ASN, ROUTER_PASSWORD, MD5_ADDRESS, MD5_PORT)

@@ -23,7 +23,9 @@ L2_POOL6 = ipaddress.ip_network("2001:db8:300::a0/125")
 
 @pytest.fixture(scope="module")
 def l2lab(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L2Lab]:
-    with L2Lab(crds_installed, tmp_path_factory.mktemp("l2lab"), namespace=NAMESPACE) as lab:
+    with L2Lab(
+        crds_installed, tmp_path_factory.mktemp("l2lab"), namespace=NAMESPACE, real_images=True
+    ) as lab:
         cluster = Cluster(crds_installed, namespace=NAMESPACE)
         cluster.pool("l2-pool", str(L2_POOL), str(L2_POOL6), labels={})
         cluster.apply(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ironlb.operator.manifests import NAMESPACE, OPERATOR_NAME, SPEAKER_NAME
 
-from . import probes
+from . import containers, probes
 from .accounts import install_accounts
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
@@ -54,6 +54,8 @@ class L2Lab:
         self.lab = LabNetwork(nodes=self.nodes)
 
     def start(self) -> L2Lab:
+        if self.real_images:
+            containers.build_images()  # cached: a no-op unless the sources changed
         self.lab.create()
         try:
             if self.via_olm:
