@@ -5,6 +5,7 @@ it)."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -67,6 +68,7 @@ class L2Lab:
             for number in range(1, self.nodes + 1):
                 node = self.lab.node(number)
                 register_node(self.plane, node.role, str(node.v4))
+            self._remove_stale_nodes()
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir, faults=self.faults).start()
             self.runner = LabPodRunner(
                 self.lab,
@@ -100,6 +102,16 @@ class L2Lab:
             self.stop()
             raise
         return self
+
+    def _remove_stale_nodes(self) -> None:
+        """Nodes a bigger lab left on the shared control plane: still Ready for a while, the scheduler would
+        place this lab's pods (the operator's second replica) where nothing runs them."""
+        ours = {self.lab.node(number).role for number in range(1, self.nodes + 1)}
+        listed = self.plane.kubectl("get", "nodes", "-o", "name").stdout.split()
+        lab_nodes = [name for name in listed if re.fullmatch(r"node/node\d+", name)]
+        stale = [name for name in lab_nodes if name.split("/", 1)[1] not in ours]
+        if stale:
+            self.plane.kubectl("delete", *stale, "--wait=false")
 
     def speaker(self, role: str) -> RunningPod | None:
         """This lab's speaker pod on a node (labs sharing a control plane each have their own DaemonSet)."""

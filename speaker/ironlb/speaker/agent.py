@@ -132,8 +132,9 @@ def run(
                 bgp.poll()
             except Exception:
                 log.exception("polling exabgp")
-            # ready once configured and, in BGP mode, announcing (a rolling update waits for both)
-            health.configured = configured and seen_version == snapshot.version and bgp.settled(now)
+            # ready once configured and, in BGP mode, announcing (a rolling update waits for both); BGP that
+            # cannot be set up at all delays readiness by the grace period only, as a router that is down
+            health.configured = configured and bgp.settled(now)
             if now >= next_settings_check:
                 next_settings_check = now + 2
                 if settings.reload():
