@@ -273,17 +273,7 @@ class LabPodRunner:
             for a in (container.get("command") or image_entry) + container.get("args", [])
         ]
         env = {"PATH": os.environ["PATH"], "HOME": str(directory)}
-        for variable in container.get("env") or []:
-            if "value" in variable:
-                env[variable["name"]] = map_paths(variable["value"], mounts)
-            elif "fieldRef" in (variable.get("valueFrom") or {}):
-                env[variable["name"]] = field_value(
-                    pod, variable["valueFrom"]["fieldRef"]["fieldPath"], str(node.v4)
-                )
-            elif "resourceFieldRef" in (variable.get("valueFrom") or {}):
-                env[variable["name"]] = self._resource_value(
-                    container, variable["valueFrom"]["resourceFieldRef"]
-                )
+        env.update({key: map_paths(value, mounts) for key, value in self._env(pod, container, node).items()})
         env["KUBECONFIG"] = str(self._kubeconfig(pod, directory))
         prefix, uid = security_context(spec, container)
         if uid:  # the container's user reads its own files (kubeconfig, volumes)
@@ -328,14 +318,7 @@ class LabPodRunner:
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
             "KUBERNETES_SERVICE_PORT": str(self.plane.port),
         }
-        for variable in container.get("env") or []:
-            source = variable.get("valueFrom") or {}
-            if "value" in variable:
-                env[variable["name"]] = variable["value"]
-            elif "fieldRef" in source:
-                env[variable["name"]] = field_value(pod, source["fieldRef"]["fieldPath"], str(node.v4))
-            elif "resourceFieldRef" in source:
-                env[variable["name"]] = self._resource_value(container, source["resourceFieldRef"])
+        env.update(self._env(pod, container, node))
         _, uid = security_context(spec, container)
         if uid:  # the container's user reads its own files (token, volumes)
             subprocess.run(["chown", "-R", f"{uid}:{uid}", str(directory)], check=True)
@@ -369,6 +352,19 @@ class LabPodRunner:
         )
         self._launch(running)
         return running
+
+    def _env(self, pod: Json, container: Json, node: Host) -> dict[str, str]:
+        """The container's env: values, and the downward API's fieldRef and resourceFieldRef resolved."""
+        env: dict[str, str] = {}
+        for variable in container.get("env") or []:
+            source = variable.get("valueFrom") or {}
+            if "value" in variable:
+                env[variable["name"]] = variable["value"]
+            elif "fieldRef" in source:
+                env[variable["name"]] = field_value(pod, source["fieldRef"]["fieldPath"], str(node.v4))
+            elif "resourceFieldRef" in source:
+                env[variable["name"]] = self._resource_value(container, source["resourceFieldRef"])
+        return env
 
     def _resource_value(self, container: Json, ref: Json) -> str:
         """The downward API's ``resourceFieldRef`` for CPU, in units of its divisor (rounded up, as the
