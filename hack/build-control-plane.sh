@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build pinned upstream kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from the
-# Go module proxy into a cache directory, so tests run against the real control plane without Docker.
+# Build pinned upstream kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kube-proxy, kubelet
+# and etcd from the Go module proxy into a cache directory, so tests run against the real control plane (and the
+# lab's real kubelets) without Docker.
 #
 # Prints the directory holding the binaries on stdout (progress goes to stderr), in the layout envtest uses,
 # so the result can be exported as KUBEBUILDER_ASSETS. A directory already named by KUBEBUILDER_ASSETS that
@@ -11,7 +12,7 @@ K8S_VERSION=${IRONLB_K8S_VERSION:-v1.34.12}
 ETCD_VERSION=${IRONLB_ETCD_VERSION:-v3.6.16}
 CACHE_ROOT=${IRONLB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ironlb}
 DEST=$CACHE_ROOT/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION
-K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy)
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet)
 ALL_BINARIES=("${K8S_COMMANDS[@]}" etcd)
 
 log() { printf '[build-control-plane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

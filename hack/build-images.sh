@@ -47,6 +47,23 @@ if ! "${PODMAN[@]}" image exists "$BASE_IMAGE"; then
   log "imported $BASE_IMAGE"
 fi
 
+# the pod sandbox ("pause") of the lab's real kubelets (hack/ironlb_lab/kubelets.py): the base, asleep until
+# stopped. No registry serves registry.k8s.io/pause here.
+PAUSE_IMAGE=localhost/ironlb-pause:$SUITE-$base_key
+if ! "${PODMAN[@]}" image exists "$PAUSE_IMAGE"; then
+  context=$(mktemp -d)
+  cat >"$context/Containerfile" <<EOF
+FROM $BASE_IMAGE
+CMD ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait \$!; done"]
+EOF
+  "${PODMAN[@]}" build --quiet -t "$PAUSE_IMAGE" "$context" >/dev/null
+  rm -rf "$context"
+  log "built $PAUSE_IMAGE"
+fi
+"${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/ironlb-pause:' \
+  | grep -vxF "$PAUSE_IMAGE" | xargs -r "${PODMAN[@]}" rmi >/dev/null 2>&1 || true
+"${PODMAN[@]}" image inspect --format "pause {{.Id}} {{.Size}}" "$PAUSE_IMAGE"
+
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 sources_hash() { # the files an image is built from
   git ls-files -z -- pyproject.toml requirements-runtime.lock README.md common operator speaker \

@@ -26,6 +26,8 @@ need gobgpd gobgpd
 need podman podman
 need runc runc
 need debootstrap debootstrap
+# the lab's real kubelets run their pods with Debian's containerd (and runc, above)
+need containerd containerd
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -67,23 +67,25 @@ async def serve_host(socket_path: Path, port: int) -> None:
         await server.serve_forever()
 
 
-async def serve_node(socket_path: Path, port: int) -> None:
-    """Node side (run inside the node's namespace): 127.0.0.1:PORT goes to the Unix socket."""
+async def serve_node(socket_path: Path, port: int, address: str = "127.0.0.1") -> None:
+    """Node side (run inside the node's namespace): ADDRESS:PORT goes to the Unix socket."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _splice(reader, writer, asyncio.ensure_future(asyncio.open_unix_connection(str(socket_path))))
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    print(f"bridging 127.0.0.1:{port} to {socket_path}", flush=True)
+    server = await asyncio.start_server(handle, address, port)
+    print(f"bridging {address}:{port} to {socket_path}", flush=True)
     async with server:
         await server.serve_forever()
 
 
 def main(argv: list[str]) -> int:
     side, socket_path, port = argv[0], Path(argv[1]), int(argv[2])
-    runner = serve_host if side == "host" else serve_node
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(runner(socket_path, port))
+        if side == "host":
+            asyncio.run(serve_host(socket_path, port))
+        else:
+            asyncio.run(serve_node(socket_path, port, *argv[3:4]))
     return 0
 
 
@@ -139,10 +141,14 @@ class ApiBridge:
                 self.forward_into(host)
         return self
 
-    def forward_into(self, host: Host, timeout: float = 10) -> subprocess.Popen[bytes]:
-        """Start the forwarder that makes 127.0.0.1:PORT inside ``host``'s namespace the API server; returns
-        once it listens (the lab ends it with itself, or the caller by PID)."""
-        log_path = self.workdir / f"apibridge-{host.role}.log"
+    def forward_into(
+        self, host: Host, timeout: float = 10, listen: tuple[str, int] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start the forwarder that makes 127.0.0.1:PORT (or ``listen``, an address and port) inside
+        ``host``'s namespace the API server; returns once it listens (the lab ends it with itself, or the
+        caller by PID)."""
+        address, port = listen or ("127.0.0.1", self.plane.port)
+        log_path = self.workdir / f"apibridge-{host.role}-{address}-{port}.log"
         process = self.lab.spawn(
             host,
             [
@@ -151,7 +157,8 @@ class ApiBridge:
                 "ironlb_lab.apibridge",
                 "node",
                 str(self.socket_for(host.role)),
-                str(self.plane.port),
+                str(port),
+                address,
             ],
             log_path,
             env={**os.environ, "PYTHONPATH": str(HACK)},

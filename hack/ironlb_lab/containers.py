@@ -1,8 +1,9 @@
 """Run a pod's container from its real image with podman (runc), as a kubelet's container runtime would.
 
-The lab has no kubelet (a real one, with containerd, is not tried yet); this is the fallback issue 16 names:
-the pod runner starts each of IronLB's pods from the image its spec names, built by hack/build-images.sh,
-inside the pod's network namespace, with what the container's spec asks for and nothing more:
+The pod runner's way (labs with real kubelets use ``kubelets``; the others, the fault and chaos labs among
+them, keep the pod runner): it starts each of IronLB's pods from the image its spec names, built by
+hack/build-images.sh, inside the pod's network namespace, with what the container's spec asks for and
+nothing more:
 
 - securityContext: capabilities (``drop``/``add``), ``allowPrivilegeEscalation: false``, ``runAsUser``,
   ``runAsNonRoot`` (refused, as a kubelet refuses it, when the image would run as root),

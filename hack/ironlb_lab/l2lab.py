@@ -11,13 +11,15 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ironlb.operator.manifests import NAMESPACE, OPERATOR_NAME, SPEAKER_NAME
+from ironlb.operator.manifests import NAMESPACE, OPERATOR_NAME, SPEAKER_IMAGE, SPEAKER_NAME
 
 from . import containers, probes
 from .accounts import install_accounts
 from .apibridge import ApiBridge
 from .controlplane import ControlPlane
+from .kubelets import LabKubelets
 from .network import LabNetwork
 from .nodes import register_node
 from .olm import LabOLM
@@ -27,6 +29,7 @@ from .podrunner import LabPodRunner, RunningPod
 HACK = Path(__file__).resolve().parents[1]
 DEPLOY_MANIFESTS = HACK.parent / "deploy" / "ironlb.yaml"
 BUNDLE = HACK.parent / "bundle"
+Json = dict[str, Any]
 POOLS_V4 = "203.0.113.0/24"  # the lab's Service IPs are on the LAN: client and router reach them on-link
 POOLS_V6 = "2001:db8:300::/64"
 
@@ -48,14 +51,17 @@ class L2Lab:
     pod_network: bool = False  # the operator's pods get LAN addresses (a Prometheus on the LAN scrapes them)
     real_images: bool = False  # pods run from their images under podman (hack/build-images.sh builds them)
     via_olm: bool = False  # the real OLM installs the bundle (bundle/): the operator's Deployment is OLM's
+    kubelets: bool = False  # a real kubelet + containerd per node runs the speakers (the operator: a process)
     lab: LabNetwork = field(init=False)
     last_kill: float = field(default=0.0, init=False)  # wall-clock time of the last kill_speaker
 
     def __post_init__(self) -> None:
         self.lab = LabNetwork(nodes=self.nodes)
+        if self.kubelets and (self.operator_as_pod or self.via_olm or self.faults or self.cpu_limited):
+            raise ValueError("the lab's kubelets run the speakers only, without faults or CPU limits")
 
     def start(self) -> L2Lab:
-        if self.real_images:
+        if self.real_images or self.kubelets:
             containers.build_images()  # cached: a no-op unless the sources changed
         self.lab.create()
         try:
@@ -65,21 +71,27 @@ class L2Lab:
                 # what deploy/ironlb.yaml holds, for this lab's namespace (the operator's Deployment only
                 # when it runs as pods)
                 install_accounts(self.plane, self.namespace, with_deployment=self.operator_as_pod)
-            for number in range(1, self.nodes + 1):
-                node = self.lab.node(number)
-                register_node(self.plane, node.role, str(node.v4))
+            if not self.kubelets:  # a kubelet registers its Node itself
+                for number in range(1, self.nodes + 1):
+                    node = self.lab.node(number)
+                    register_node(self.plane, node.role, str(node.v4))
             self._remove_stale_nodes()
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir, faults=self.faults).start()
-            self.runner = LabPodRunner(
-                self.lab,
-                self.plane,
-                self.workdir,
-                self.bridge,
-                frozenset({self.namespace}),
-                cpu_limit_from_requests=self.cpu_limited,
-                pod_network=self.pod_network,
-                real_images=self.real_images,
-            ).start()
+            if self.kubelets:
+                self.kubelet_nodes = LabKubelets(
+                    self.lab, self.plane, self.bridge, self.workdir, images=(SPEAKER_IMAGE,)
+                ).start()
+            else:
+                self.runner = LabPodRunner(
+                    self.lab,
+                    self.plane,
+                    self.workdir,
+                    self.bridge,
+                    frozenset({self.namespace}),
+                    cpu_limit_from_requests=self.cpu_limited,
+                    pod_network=self.pod_network,
+                    real_images=self.real_images,
+                ).start()
             # the pools' addresses are on the LAN: the client and the router reach them on-link
             for host in (self.lab.client, self.lab.router):
                 host.run("ip", "route", "add", POOLS_V4, "dev", "eth0", check=True)
@@ -149,6 +161,15 @@ class L2Lab:
     def ensure_speakers(self, timeout: float = 60) -> None:
         """Wait until every node runs a ready speaker pod; one a test stopped is restarted at once."""
         deadline = time.monotonic() + timeout
+        if self.kubelets:
+            while len(self.speaker_pods(ready=True)) < self.nodes:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"not every node has a ready speaker pod after {timeout:.0f} s\n{self._diagnosis()}"
+                        f"\n{self.kubelet_nodes.tail()}"
+                    )
+                time.sleep(0.5)
+            return
         for number in range(1, self.nodes + 1):
             role = self.lab.node(number).role
             while True:
@@ -162,6 +183,21 @@ class L2Lab:
                         f"no ready speaker pod on {role} after {timeout:.0f} s\n{self._diagnosis()}"
                     )
                 time.sleep(0.1)
+
+    def speaker_pods(self, ready: bool = False) -> dict[str, Json]:
+        """Node -> this lab's speaker pod on it, as the API server has it (the kubelets' status)."""
+        selector = f"app.kubernetes.io/name={SPEAKER_NAME}"
+        listed = json.loads(
+            self.plane.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "json").stdout
+        )["items"]
+        pods = {}
+        for pod in listed:
+            conditions = pod.get("status", {}).get("conditions", [])
+            is_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+            placed = pod["spec"].get("nodeName") and not pod["metadata"].get("deletionTimestamp")
+            if placed and (is_ready or not ready):
+                pods[pod["spec"]["nodeName"]] = pod
+        return pods
 
     def _diagnosis(self) -> str:
         """What a person would look at: the pods, the nodes' taints and the namespace's warnings."""
@@ -187,7 +223,13 @@ class L2Lab:
 
     def kill_speaker(self, role: str, graceful: bool = False) -> None:
         """SIGKILL (a crash) or SIGTERM (a rolling update) the speaker of one node; its pod's container is
-        restarted by the runner after the kubelet's back-off, or at once by ``ensure_speakers``."""
+        restarted by the runner after the kubelet's back-off, or at once by ``ensure_speakers`` (with real
+        kubelets: by the node's kubelet)."""
+        if self.kubelets:
+            container = self.speaker_pods()[role]["status"]["containerStatuses"][0]["containerID"]
+            self.last_kill = time.time()
+            self.kubelet_nodes.kill_container(role, container, signal.SIGTERM if graceful else signal.SIGKILL)
+            return
         pod = self.speaker(role)
         if pod is None or pod.process is None:
             raise RuntimeError(f"no speaker runs on {role}")
@@ -200,8 +242,15 @@ class L2Lab:
             self.olm.stop()
         if getattr(self, "operator", None) is not None:
             self.operator.stop()
-        if getattr(self, "runner", None) is not None:
-            self.runner.stop()
+        kubelets: LabKubelets | None = getattr(self, "kubelet_nodes", None)
+        runner: LabPodRunner | None = getattr(self, "runner", None)
+        for stopping in (kubelets, runner):
+            if stopping is not None:
+                stopping.stop()
+        if kubelets is not None:  # their Nodes: the next lab registers its own, without their taints
+            roles = [self.lab.node(number).role for number in range(1, self.nodes + 1)]
+            self.plane.kubectl("delete", "nodes", *roles, "--ignore-not-found", "--wait=false", check=False)
+        if kubelets is not None or runner is not None:
             # The Nodes outlive the lab on a shared plane, and a pod nobody confirms stays Terminating and
             # keeps its host ports: remove the DaemonSet and, as a kubelet would, its pods for good.
             for kind, name in (("deployment", OPERATOR_NAME), ("daemonset", SPEAKER_NAME)):
