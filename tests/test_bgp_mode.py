@@ -289,11 +289,7 @@ def test_a_wrong_md5_password_keeps_the_session_down_and_says_why(bgp: BGPLab) -
         # the password appears nowhere a user or a log collector reads
         status = json.dumps(bgp.cluster.get("bgppeers", "router-md5"))
         events = bgp.l2.plane.kubectl("get", "events", "-A", "-o", "json").stdout
-        logs = "".join(
-            (pod.directory / "container.log").read_text(errors="replace")
-            for number in (1, 2, 3)
-            if (pod := bgp.l2.speaker(f"node{number}")) is not None
-        )
+        logs = "".join(bgp.l2.speaker_log(f"node{number}") for number in (1, 2, 3))
         assert "MD5 password does not match" in logs, "the speaker's log says why too"
         for text in (status, events, logs):
             assert WRONG_PASSWORD not in text and ROUTER_PASSWORD not in text

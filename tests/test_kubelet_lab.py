@@ -8,6 +8,7 @@ runtime interface applies it, the projected ServiceAccount token, ``KUBERNETES_S
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import ipaddress
 import json
@@ -20,8 +21,9 @@ from typing import Any
 
 import pytest
 from clusterhelpers import answered_service, remove_created_namespaces, wait_until
+from ironlb.operator.manifests import OPERATOR_NAME
 from ironlb_lab.controlplane import ControlPlane
-from ironlb_lab.kubelets import KERNEL_TUNABLES
+from ironlb_lab.kubelets import KERNEL_TUNABLES, POD_SUBNET
 from ironlb_lab.l2lab import L2Lab
 
 NAMESPACE = "kubelet-lab"
@@ -34,7 +36,7 @@ MACHINE_TUNABLES = {path: Path(f"/proc/sys/{path}").read_text() for path in KERN
 @pytest.fixture(scope="module")
 def lab(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L2Lab]:
     workdir = tmp_path_factory.mktemp("kubeletlab")
-    with L2Lab(crds_installed, workdir, namespace=NAMESPACE, kubelets=True) as running:
+    with L2Lab(crds_installed, workdir, namespace=NAMESPACE, operator_as_pod=True, kubelets=True) as running:
         crds_installed.announce_pool("kubelet-pool", str(POOL), namespace=NAMESPACE)
         yield running
         remove_created_namespaces(crds_installed)
@@ -89,6 +91,33 @@ def test_the_kubelet_applies_the_daemonsets_security_context_and_in_cluster_conf
         # /var/run is a link to /run in the image: seen from the host, the link would name the host's /run
         token = Path(f"/proc/{pid}/root/run/secrets/kubernetes.io/serviceaccount/token")
         assert token.read_text().count(".") == 2  # the projected, bound ServiceAccount token
+
+
+def operator_pods(lab: L2Lab) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/name={OPERATOR_NAME}"
+    listed = lab.plane.kubectl("get", "pods", "-n", NAMESPACE, "-l", selector, "-o", "json").stdout
+    pods: list[dict[str, Any]] = json.loads(listed)["items"]
+    return pods
+
+
+def test_the_operator_replicas_run_on_the_pod_network_and_pass_their_liveness_probes(lab: L2Lab) -> None:
+    """Non-root, no capability, a pod address on the node's bridge, the API server through the Service's
+    ClusterIP; both replicas (the standby too) answer the kubelet's liveness probe for its whole window."""
+    pods = operator_pods(lab)
+    assert len(pods) == 2
+    probe = pods[0]["spec"]["containers"][0]["livenessProbe"]
+    window = probe.get("initialDelaySeconds", 0) + probe["periodSeconds"] * probe.get("failureThreshold", 3)
+    for pod in pods:
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(POD_SUBNET)
+        container_id = pod["status"]["containerStatuses"][0]["containerID"]
+        status = proc_status(lab.kubelet_nodes.container_pid(pod["spec"]["nodeName"], container_id))
+        assert int(status["CapEff"], 16) == 0 and status["Uid"].split()[0] == "65532"
+    started = min(
+        calendar.timegm(time.strptime(p["status"]["startTime"], "%Y-%m-%dT%H:%M:%SZ")) for p in pods
+    )
+    time.sleep(max(0.0, started + window + 5 - time.time()))
+    for pod in operator_pods(lab):
+        assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, pod["metadata"]["name"]
 
 
 def test_a_killed_speaker_fails_over_and_its_kubelet_restarts_it(lab: L2Lab) -> None:

@@ -46,7 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("ironlb_lab.kubelets")
 Json = dict[str, Any]
 CRI_NAMESPACE = "k8s.io"
-POD_SUBNET = "198.51.100.128/27"  # only pods without hostNetwork would use it; the lab's pods are hostNetwork
+# each node's own pods (without hostNetwork: the operator's) are on a bridge of the node; the same range in
+# every node, since no pod talks to another node's pods: only to the API server, through the node
+POD_SUBNET = "198.51.100.128/27"
+POD_GATEWAY = "198.51.100.129"
 # the values the kubelet insists on (its container manager's setupKernelTunables); see the module docstring
 KERNEL_TUNABLES = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
 
@@ -76,6 +79,7 @@ def containerd_config(directory: Path, sandbox_image: str) -> str:
         [plugins."io.containerd.grpc.v1.cri"]
           sandbox_image = "{sandbox_image}"
           restrict_oom_score_adj = true
+          netns_mounts_under_state_dir = true
           [plugins."io.containerd.grpc.v1.cri".containerd]
             snapshotter = "overlayfs"
             default_runtime_name = "runc"
@@ -113,7 +117,9 @@ def kubelet_config(directory: Path) -> Json:
     }
 
 
-def cni_config() -> Json:
+def cni_config(directory: Path) -> Json:
+    """A bridge in the node with the node as every pod's gateway: a pod reaches the ``kubernetes`` Service's
+    ClusterIP, which is the node's own address (see ``_serve_cluster_ip``), and the kubelet its probes."""
     return {
         "cniVersion": "1.0.0",
         "name": "lab-pods",
@@ -121,7 +127,13 @@ def cni_config() -> Json:
             {
                 "type": "bridge",
                 "bridge": "cni-lab0",
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]]},
+                "isGateway": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_SUBNET, "gateway": POD_GATEWAY}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(directory / "cni-ipam"),
+                },
             }
         ],
     }
@@ -228,7 +240,7 @@ class LabKubelets:
             (directory / sub).mkdir(parents=True, exist_ok=True)
         (directory / "containerd.toml").write_text(containerd_config(directory, sandbox))
         (directory / "kubelet.yaml").write_text(json.dumps(kubelet_config(directory), indent=1))
-        (directory / "cni" / "10-lab.conflist").write_text(json.dumps(cni_config(), indent=1))
+        (directory / "cni" / "10-lab.conflist").write_text(json.dumps(cni_config(directory), indent=1))
         (directory / "import-images.sh").write_text(
             "\n".join(
                 f"ctr --address {directory}/containerd.sock --namespace {CRI_NAMESPACE} images import"
@@ -305,6 +317,14 @@ class LabKubelets:
                     text = path.read_text(errors="replace") if path.exists() else "(none)"
                     parts.append(f"--- {name} {file}\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(parts)
+
+    def container_log(self, role: str, pod: Json, container: str) -> str:
+        """What the container wrote, every restart in order (kubelet lines: ``TIME STREAM TAG TEXT``)."""
+        metadata = pod["metadata"]
+        directory = self.nodes[role].directory / "logs"
+        directory /= f"{metadata['namespace']}_{metadata['name']}_{metadata['uid']}/{container}"
+        files = [path for path in directory.glob("*.log") if path.stem.isdigit()]
+        return "".join(path.read_text(errors="replace") for path in sorted(files, key=lambda p: int(p.stem)))
 
     def container_pid(self, role: str, container_id: str) -> int:
         """The host PID of a running container (``containerd://ID`` in the pod's status)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ironlb.operator.manifests import NAMESPACE, OPERATOR_NAME, SPEAKER_IMAGE, SPEAKER_NAME
+from ironlb.operator.manifests import NAMESPACE, OPERATOR_IMAGE, OPERATOR_NAME, SPEAKER_IMAGE, SPEAKER_NAME
 
 from . import containers, probes
 from .accounts import install_accounts
@@ -51,14 +51,14 @@ class L2Lab:
     pod_network: bool = False  # the operator's pods get LAN addresses (a Prometheus on the LAN scrapes them)
     real_images: bool = False  # pods run from their images under podman (hack/build-images.sh builds them)
     via_olm: bool = False  # the real OLM installs the bundle (bundle/): the operator's Deployment is OLM's
-    kubelets: bool = False  # a real kubelet + containerd per node runs the speakers (the operator: a process)
+    kubelets: bool = False  # a real kubelet + containerd per node runs the pods (see __post_init__)
     lab: LabNetwork = field(init=False)
     last_kill: float = field(default=0.0, init=False)  # wall-clock time of the last kill_speaker
 
     def __post_init__(self) -> None:
         self.lab = LabNetwork(nodes=self.nodes)
-        if self.kubelets and (self.operator_as_pod or self.via_olm or self.faults or self.cpu_limited):
-            raise ValueError("the lab's kubelets run the speakers only, without faults or CPU limits")
+        if self.kubelets and (self.via_olm or self.faults or self.cpu_limited or self.pod_network):
+            raise ValueError("the lab's kubelets run without OLM, fault proxies, CPU quotas or LAN pod IPs")
 
     def start(self) -> L2Lab:
         if self.real_images or self.kubelets:
@@ -78,9 +78,9 @@ class L2Lab:
             self._remove_stale_nodes()
             self.bridge = ApiBridge(self.lab, self.plane, self.workdir, faults=self.faults).start()
             if self.kubelets:
-                self.kubelet_nodes = LabKubelets(
-                    self.lab, self.plane, self.bridge, self.workdir, images=(SPEAKER_IMAGE,)
-                ).start()
+                images = (SPEAKER_IMAGE, OPERATOR_IMAGE) if self.operator_as_pod else (SPEAKER_IMAGE,)
+                kubelets = LabKubelets(self.lab, self.plane, self.bridge, self.workdir, images)
+                self.kubelet_nodes = kubelets.start()
             else:
                 self.runner = LabPodRunner(
                     self.lab,
@@ -215,11 +215,18 @@ class L2Lab:
         tails = []
         for number in range(1, self.nodes + 1):
             role = self.lab.node(number).role
-            pod = self.speaker(role)
-            log = pod.directory / "container.log" if pod is not None else None
-            text = log.read_text(errors="replace") if log is not None and log.exists() else "(no log)"
+            text = self.speaker_log(role) or "(no log)"
             tails.append(f"--- speaker on {role}\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(tails)
+
+    def speaker_log(self, role: str) -> str:
+        """Everything the speaker container on ``role`` wrote ("" when none runs there)."""
+        if self.kubelets:
+            pod = self.speaker_pods().get(role)
+            return "" if pod is None else self.kubelet_nodes.container_log(role, pod, "speaker")
+        running = self.speaker(role)
+        log = running.directory / "container.log" if running is not None else None
+        return log.read_text(errors="replace") if log is not None and log.exists() else ""
 
     def kill_speaker(self, role: str, graceful: bool = False) -> None:
         """SIGKILL (a crash) or SIGTERM (a rolling update) the speaker of one node; its pod's container is
