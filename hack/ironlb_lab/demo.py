@@ -224,7 +224,8 @@ def run_demo(plane: ControlPlane) -> None:
     print(plane.install_crds(REPO_ROOT / "crds"), end="")
     sizes = containers.build_images()  # from operator/Dockerfile and speaker/Dockerfile (cached)
     built = {"operator": OPERATOR_IMAGE, "speaker": SPEAKER_IMAGE}
-    print("images built:", ", ".join(f"{built[name]} ({size / 1e6:.0f} MB)" for name, size in sizes.items()))
+    listed = (f"{image} ({sizes[name] / 1e6:.0f} MB)" for name, image in built.items())
+    print("images built:", ", ".join(listed))
     with (
         tempfile.TemporaryDirectory(prefix="ironlb-demo-") as scratch,
         L2Lab(plane, Path(scratch), nodes=3, operator_as_pod=True, real_images=True) as l2,

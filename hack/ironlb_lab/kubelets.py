@@ -6,14 +6,14 @@ scheduler and the DaemonSet controller bind to it from their images, applies the
 their volumes (the projected ServiceAccount token too), runs their probes, restarts crashed containers
 and reports all of it in the pod's status: nothing of that is the lab's code.
 
-What these machines need, found by trying (docs/architecture.md, "Lab kubelets"):
+What these machines need, found by trying (docs/architecture.md, "Real kubelets"):
 
 - containerd's CRI must not lower ``oom_score_adj`` (``restrict_oom_score_adj``): the machine's root lacks
   CAP_SYS_RESOURCE, and runc's init dies ("can't get final child's PID from pipe") when it tries -998;
 - the kubelet sets three kernel tunables of the whole machine (vm.overcommit_memory=1, kernel.panic=10,
   kernel.panic_on_oops=1) unless they already hold those values. Each node's kubelet and containerd therefore
   share a mount namespace of their own where those three files are the expected values: the machine's own
-  settings are never written;
+  settings are never written (if a bind mount fails, the launcher stops before the kubelet starts);
 - ``ip netns exec`` would remount /sys without the cgroup hierarchies runc needs: the processes join the
   node's network namespace only (``nsenter --net``);
 - cgroups v1 in hybrid mode: ``failCgroupV1: false``, the cgroupfs driver, no QoS cgroups;
@@ -22,7 +22,8 @@ What these machines need, found by trying (docs/architecture.md, "Lab kubelets")
 
 Pods reach the API server as in a cluster, at the ``kubernetes`` Service's ClusterIP (the first address of
 the lab's Service range, which the serving certificate names): each node has that address on its loopback,
-where the API bridge listens on port 443.
+where the API bridge listens on port 443. The kubelets themselves use the lab's admin credentials, not a
+``system:node`` identity: the lab issues no node certificates, so the Node authorizer does not limit them.
 """
 
 from __future__ import annotations
