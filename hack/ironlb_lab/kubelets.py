@@ -29,7 +29,6 @@ where the API bridge listens on port 443. The kubelets themselves use the lab's 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from .controlplane import ControlPlane
     from .network import Host, LabNetwork
 
-log = logging.getLogger("ironlb_lab.kubelets")
 Json = dict[str, Any]
 CRI_NAMESPACE = "k8s.io"
 # each node's own pods (without hostNetwork: the operator's) are on a bridge of the node; the same range in
