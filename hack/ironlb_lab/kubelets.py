@@ -28,6 +28,7 @@ where the API bridge listens on port 443. The kubelets themselves use the lab's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -37,6 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .network import process_alive
 
 if TYPE_CHECKING:
     from .apibridge import ApiBridge
@@ -369,15 +372,12 @@ class LabKubelets:
 
 
 def _kill_and_wait(pid: int, grace: float = 10) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    """SIGTERM a process that is not our child (containerd), SIGKILL it after ``grace`` seconds."""
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        while process_alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.1)
