@@ -13,6 +13,7 @@ from ironlb.api import GROUP, VERSION
 from ironlb.api.kube import ApiError, KubeClient, custom_path
 from ironlb.speaker.l2.report import PLURAL, status_name
 from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.endpoints import family_of, ready_endpoint_slice
 from ironlb_lab.l2lab import L2Lab
 
 _names = itertools.count(1)
@@ -85,21 +86,25 @@ class Cluster:
         *,
         ports: tuple[int, ...] = (80,),
         annotations: dict[str, str] | None = None,
+        ready_endpoint: bool = False,
         **spec: Any,
     ) -> None:
-        self.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
-                "spec": {
-                    "type": "LoadBalancer",
-                    "selector": {"app": name},
-                    "ports": [{"name": f"p{port}", "port": port, "protocol": "TCP"} for port in ports],
-                    **spec,
-                },
-            }
-        )
+        """A LoadBalancer Service; with ``ready_endpoint``, an EndpointSlice giving it one ready endpoint
+        too (speakers announce only Services with one)."""
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": {"app": name},
+                "ports": [{"name": f"p{port}", "port": port, "protocol": "TCP"} for port in ports],
+                **spec,
+            },
+        }
+        self.apply(service)
+        if ready_endpoint:
+            self.apply(ready_endpoint_slice(namespace, name, family=family_of(service)))
 
     def ingress(self, namespace: str, name: str) -> list[str]:
         service = self.get("service", name, namespace) or {}
@@ -141,7 +146,7 @@ def answered_service(lab: L2Lab, name: str) -> str:
     """A new LoadBalancer Service in a new namespace; its IP, once a lab node answers ARP for it."""
     cluster = Cluster(lab.plane, namespace=lab.namespace)
     namespace = cluster.new_namespace()
-    cluster.service(namespace, name)
+    cluster.service(namespace, name, ready_endpoint=True)
     try:
         ip = cluster.wait_ingress(namespace, name, timeout=60)[0]
     except AssertionError as error:  # what a person would look at next

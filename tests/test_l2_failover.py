@@ -68,7 +68,7 @@ def _announced_service(l2lab: L2Lab, name: str) -> Announced:
     """A new LoadBalancer Service, both speakers running, and its elected owner answering ARP for it."""
     cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
     namespace = cluster.new_namespace()
-    cluster.service(namespace, name)
+    cluster.service(namespace, name, ready_endpoint=True)
     ip = cluster.wait_ingress(namespace, name)[0]
     events = [(e["reason"], e["message"]) for e in cluster.events(namespace, name)]
     assert ipaddress.ip_address(ip) in L2_POOL, f"{name} got {ip}, outside this lab's pool: {events}"
@@ -146,7 +146,9 @@ def test_a_flood_at_the_owned_ip_moves_nothing_and_others_are_still_answered(
     service = _announced_service(l2lab, f"flooded{family}") if family == 4 else None
     if service is None:
         namespace = cluster.new_namespace()
-        cluster.service(namespace, "flooded6", ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack")
+        cluster.service(
+            namespace, "flooded6", ready_endpoint=True, ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack"
+        )
         ip = cluster.wait_ingress(namespace, "flooded6")[0]
         expected = owner(ip, ["node1", "node2"])
         assert expected is not None

@@ -5,6 +5,7 @@ interfaces; and the NDP probe the benchmarks use, checked against the speaker's 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -20,10 +21,12 @@ from ironlb.speaker.l2.election import owner
 from ironlb.speaker.l2.packets import neighbor_advertisement, parse_neighbor_solicitation
 from ironlb.speaker.l2.report import status_name
 from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.endpoints import ready_endpoint_slice
 from ironlb_lab.l2lab import L2Lab
 from ironlb_lab.network import Host, ip
 
 NAMESPACE = "l2-selectors"
+V6: dict[str, Any] = {"ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack"}
 NODES = ["node1", "node2", "node3"]
 V6_POOL = ipaddress.IPv6Network("2001:db8:300::100/120")
 NODE2_POOL = ipaddress.IPv4Network("203.0.113.176/29")
@@ -94,12 +97,14 @@ def _neighbour(client: Host, address: str) -> str:
     return match.group(1).lower() if match else ""
 
 
-def _service(l2lab: L2Lab, name: str, requested: str | None = None, **spec: Any) -> tuple[str, str]:
+def _service(
+    l2lab: L2Lab, name: str, requested: str | None = None, ready_endpoint: bool = True, **spec: Any
+) -> tuple[str, str]:
     """A new LoadBalancer Service (in a namespace of its own); returns (namespace, its IP)."""
     cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
     namespace = cluster.new_namespace()
     annotations = {"ironlb.io/loadBalancerIPs": requested} if requested else None
-    cluster.service(namespace, name, annotations=annotations, **spec)
+    cluster.service(namespace, name, annotations=annotations, ready_endpoint=ready_endpoint, **spec)
     address = cluster.wait_ingress(namespace, name)[0]
     assert requested is None or address == requested
     l2lab.ensure_speakers()  # an earlier test may have stopped one
@@ -107,6 +112,28 @@ def _service(l2lab: L2Lab, name: str, requested: str | None = None, **spec: Any)
 
 
 # ------------------------------------------------------------------------------------------- in the lab
+def test_a_service_without_a_ready_endpoint_is_answered_by_nobody(l2lab: L2Lab) -> None:
+    """As MetalLB: an IP that would lead to no pod is not announced (externalTrafficPolicy Cluster too).
+    One ready endpoint, even on no node, makes its owner answer; the endpoint no longer ready, it falls
+    silent within seconds; an endpoint on a node not announcing it is enough for Cluster."""
+    namespace, address = _service(l2lab, "empty", ready_endpoint=False, **V6)
+    expected = owner(address, NODES)
+    macs = {node: l2lab.lab.node(int(node[-1])).mac() for node in NODES}
+    time.sleep(3)  # the speakers have had the Service for long enough to answer if they would
+    for _ in range(5):
+        assert l2lab.ndp(address) == "", "an IP without a ready endpoint got an answer"
+        time.sleep(0.2)
+    endpoint = ready_endpoint_slice(namespace, "empty", family=6)
+    l2lab.plane.kubectl("apply", "-f", "-", input=json.dumps(endpoint))
+    wait_until(lambda: l2lab.ndp(address) == macs[str(expected)], 10, f"{expected} to answer once ready")
+    endpoint["endpoints"][0]["conditions"]["ready"] = False
+    l2lab.plane.kubectl("apply", "-f", "-", input=json.dumps(endpoint))
+    wait_until(lambda: l2lab.ndp(address) == "", 5, f"{address} to fall silent, its endpoint not ready")
+    endpoint["endpoints"][0] |= {"conditions": {"ready": True}, "nodeName": "elsewhere"}
+    l2lab.plane.kubectl("apply", "-f", "-", input=json.dumps(endpoint))
+    wait_until(lambda: l2lab.ndp(address) == macs[str(expected)], 10, "an answer, an endpoint elsewhere")
+
+
 def test_ipv6_owner_answers_ndp_and_a_killed_owner_is_replaced_within_a_second(l2lab: L2Lab) -> None:
     cluster = Cluster(l2lab.plane, namespace=NAMESPACE)
     namespace, address = _service(l2lab, "web6", ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack")

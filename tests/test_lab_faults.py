@@ -37,7 +37,7 @@ def announced(lab: L2Lab, name: str, timeout: float = 30) -> tuple[Cluster, str,
     """A new IPv6 Service answered on the wire: (cluster, its namespace, its IP)."""
     cluster = Cluster(lab.plane, namespace=NAMESPACE)
     namespace = cluster.new_namespace()
-    cluster.service(namespace, name, **V6)
+    cluster.service(namespace, name, ready_endpoint=True, **V6)
     ip = cluster.wait_ingress(namespace, name, timeout=timeout)[0]
     assert ipaddress.ip_address(ip) in POOL
     wait_until(lambda: lab.ndp(ip) != "", 20, f"a node to answer for {ip}")

@@ -9,6 +9,7 @@ from ironlb.api.contract import L2Advertising, ServiceAnnouncement, SpeakerGloba
 from ironlb.speaker.l2.election import owner
 from ironlb.speaker.l2.owners import OwnerIndex
 from ironlb.speaker.l2.ownership import l2_eligible, l2_owned, owned_ips
+from ironlb.speaker.state import NO_NODE
 
 NODES = [f"node-{n}" for n in range(1, 13)]
 IPS = [f"203.0.113.{n}" for n in range(1, 9)] + ["2001:db8::1"]
@@ -82,8 +83,11 @@ def test_the_speakers_view_matches_the_full_reference() -> None:
         ServiceAnnouncement(service="ns/b", ips=("203.0.113.1",), pool="p", local_traffic=False, l2=("two",)),
         ServiceAnnouncement(service="ns/c", ips=("203.0.113.3",), pool="p", local_traffic=True, l2=("all",)),
     ]
-    endpoints = {"ns/c": frozenset({"node-1"})}
+    endpoints = {"ns/a": frozenset({NO_NODE}), "ns/b": frozenset({"node-9"}), "ns/c": frozenset({"node-1"})}
     eligible = l2_eligible(config, announcements, endpoints)
+    assert eligible[("ns/a", "2001:db8::1")] == {"node-1", "node-2", "node-3"}, (
+        "an endpoint on no node counts"
+    )
     assert eligible[("ns/c", "203.0.113.3")] == {"node-1"}
     assert eligible[("ns/b", "203.0.113.1")] is eligible[("ns/b", "203.0.113.1")]
     index = OwnerIndex()
@@ -92,3 +96,24 @@ def test_the_speakers_view_matches_the_full_reference() -> None:
         index.set_eligible(eligible)
         for node in ("node-1", "node-2", "node-3"):
             assert owned_ips(index.owned_by(node)) == l2_owned(node, config, announcements, endpoints, alive)
+
+
+def test_a_service_without_a_ready_endpoint_anywhere_is_answered_by_nobody() -> None:
+    """MetalLB's rule (activeEndpointExists): an IP whose Service has no ready endpoint would lead nowhere,
+    so no node answers ARP/NDP for it, whatever its externalTrafficPolicy; one ready endpoint, on any node or
+    on none, is enough for Cluster."""
+    config = SpeakerGlobalConfig(l2=(L2Advertising(name="all", nodes=("node-1", "node-2")),))
+    cluster = ServiceAnnouncement(
+        service="ns/a", ips=("203.0.113.1",), pool="p", local_traffic=False, l2=("all",)
+    )
+    local = ServiceAnnouncement(
+        service="ns/b", ips=("203.0.113.2",), pool="p", local_traffic=True, l2=("all",)
+    )
+    nothing_ready: list[dict[str, frozenset[str]]] = [{}, {"ns/a": frozenset(), "ns/b": frozenset()}]
+    for endpoints in nothing_ready:
+        eligible = l2_eligible(config, [cluster, local], endpoints)
+        assert eligible == {("ns/a", "203.0.113.1"): frozenset(), ("ns/b", "203.0.113.2"): frozenset()}
+        assert l2_owned("node-1", config, [cluster, local], endpoints, {"node-1", "node-2"}) == {}
+    ready = {"ns/a": frozenset({"node-7"}), "ns/b": frozenset({NO_NODE})}
+    eligible = l2_eligible(config, [cluster, local], ready)
+    assert eligible == {("ns/a", "203.0.113.1"): {"node-1", "node-2"}, ("ns/b", "203.0.113.2"): frozenset()}

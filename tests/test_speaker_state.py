@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ironlb.api.contract import CONTRACT_VERSION, AnnouncementShard, ServiceAnnouncement, SpeakerGlobalConfig
 from ironlb.speaker.pools import PoolAddresses
-from ironlb.speaker.state import State
+from ironlb.speaker.state import NO_NODE, State
 from prometheus_client import REGISTRY
 
 CONTRACT = Path(__file__).parent / "data" / "contract"
@@ -51,6 +51,10 @@ def test_a_snapshot_holds_the_ready_nodes_per_service_and_the_configuration() ->
     assert snapshot.config.node_addresses == {"node1": "198.51.100.11"}
     state.on_endpointslice("DELETED", endpointslice("a-2", "a", ["node2"]))
     assert state.snapshot().endpoints["web/a"] == frozenset({"node1"})
+    selectorless = endpointslice("c-1", "c", ["node1"])
+    selectorless["endpoints"] = [{"conditions": {"ready": True}}, {"nodeName": None}]  # on no node
+    state.on_endpointslice("ADDED", selectorless)
+    assert state.snapshot().endpoints["web/c"] == frozenset({NO_NODE})
 
 
 def test_a_change_after_a_snapshot_has_a_newer_version_than_that_snapshot() -> None:

@@ -80,7 +80,7 @@ def test_the_watch_screen_shows_the_failover_as_it_happens(lab: tuple[L2Lab, Pat
     l2, viewer = lab
     cluster = Cluster(l2.plane, NAMESPACE)
     namespace = cluster.new_namespace(labels=MINE["matchLabels"])
-    cluster.service(namespace, "web")
+    cluster.service(namespace, "web", ready_endpoint=True)
     try:  # the operator may first work through what earlier tests left on the shared control plane
         ip = cluster.wait_ingress(namespace, "web", timeout=120)[0]
     except AssertionError as error:

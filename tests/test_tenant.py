@@ -22,6 +22,7 @@ import pytest
 from clusterhelpers import Cluster, remove_created_namespaces, wait_until
 from ironlb_lab.accounts import account_kubeconfig
 from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.endpoints import ready_endpoint_slice
 from ironlb_lab.l2lab import L2Lab
 
 NAMESPACE = "tenancy"
@@ -49,6 +50,8 @@ class Tenancy:
             "spec": {"type": "LoadBalancer", "ports": [{"port": spec.pop("port", 80)}], **spec},
         }
         self.as_tenant("apply", "-f", "-", input=json.dumps(body))
+        # a ready endpoint, so that only IronLB's refusals keep its IPs silent (a tenant's pods would do it)
+        self.cluster.apply(ready_endpoint_slice(self.team_b, name))
 
     def forge(self, name: str, patch: dict[str, Any]) -> None:
         self.as_tenant(
@@ -113,7 +116,13 @@ def tenancy(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFacto
         )
         cluster.apply(*tenant_rbac(team_b))
         kubeconfig = account_kubeconfig(crds_installed, team_b, "tenant", workdir / "tenant.kubeconfig")
-        cluster.service(team_a, "web", ports=(80,), annotations={"ironlb.io/allow-shared-ip": "team-a"})
+        cluster.service(
+            team_a,
+            "web",
+            ports=(80,),
+            annotations={"ironlb.io/allow-shared-ip": "team-a"},
+            ready_endpoint=True,
+        )
         yield Tenancy(lab, cluster, team_a, team_b, kubeconfig)
         crds_installed.kubectl("delete", "namespace", "metallb-system", "--ignore-not-found", "--wait=false")
         remove_created_namespaces(crds_installed)

@@ -103,6 +103,10 @@ def speaker_metric(node: Host, name: str) -> float:
     return float(match.group(1)) if match else -1.0
 
 
+HELD_DEAD = re.compile(r" node \S+ held dead ")
+SELF_STALL = re.compile(r"heartbeat loop stalled for (\d+) ms")
+
+
 def timed_announcements(log: Path, offset: int) -> list[tuple[float, ipaddress.IPv6Address, str]]:
     """(wall-clock time, IP, node) of every ``announcing`` line written to a container log after ``offset``
     bytes."""
@@ -261,7 +265,7 @@ class Scale:
         began = time.monotonic()
         chunk = 500
         for start in range(0, count, chunk):
-            create_services(self.kube, NAMESPACE, names[start : start + chunk], 16)
+            create_services(self.kube, NAMESPACE, names[start : start + chunk], 16, ready_endpoints=True)
             print(
                 f"  created {min(count, start + chunk)}/{count} Services "
                 f"({time.monotonic() - began:.0f} s; {self.watched.holding()} hold an IP)",
@@ -316,12 +320,17 @@ class Scale:
                 if waited > timeout:
                     print(f"  not settled after {timeout:.0f} s: announced {now}", flush=True)
                 takeovers = sum(len(announcements(path, 0)) for path in logs.values())
+                texts = [path.read_text(errors="replace") if path.exists() else "" for path in logs.values()]
+                stalls = [float(ms) for text in texts for ms in SELF_STALL.findall(text)]
                 return {
                     "seconds": waited,
                     "settled": float(waited <= timeout),
                     "statuses": present,
                     "wrong": wrong,
                     "takeovers": takeovers,
+                    "deaths": sum(len(HELD_DEAD.findall(text)) for text in texts),
+                    "stalls": len(stalls),
+                    "longest_stall_ms": max(stalls, default=0.0),
                 }
             if time.monotonic() - reported > 10:
                 reported = time.monotonic()
@@ -624,6 +633,12 @@ def run(
             f"{settled['seconds']:.0f} (not settled: the speakers kept taking over)"
         )
     summary["startup_takeovers_logged"] = f"{settled['takeovers']:.0f} for {count} IPs"
+    # why IPs moved while the Services were created: peers held dead, and speakers whose own heartbeat loop
+    # noticed it had not run for too long (the stall that makes its peers hold it dead)
+    summary["startup_peers_held_dead_logged"] = f"{settled['deaths']:.0f}"
+    summary["startup_self_stalls_logged"] = (
+        f"{settled['stalls']:.0f} (longest {settled['longest_stall_ms']:.0f} ms)"
+    )
     summary["servicel2status_after_settle"] = (
         f"{settled['statuses']:.0f} of {count} ({settled['wrong']:.0f} naming another node)"
     )

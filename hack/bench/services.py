@@ -1,5 +1,7 @@
 """The Services the benchmarks create (operator_bench, speaker_rss_bench; the Layer 2 ones' one Service).
 
+Those a speaker must announce get a ready endpoint each (an EndpointSlice of their own).
+
 IPv6 single-stack: the documentation IPv4 ranges are /24s, too small for thousands of ClusterIPs or
 load-balancer IPs. No NodePorts: the default range (2,768 ports) cannot serve 10,000 LoadBalancer Services.
 """
@@ -13,6 +15,7 @@ from typing import Any
 
 from ironlb.api.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane
+from ironlb_lab.endpoints import ready_endpoint_slice
 
 
 def lb_service(name: str, namespace: str) -> dict[str, object]:
@@ -32,18 +35,27 @@ def lb_service(name: str, namespace: str) -> dict[str, object]:
     }
 
 
-def create_service(kube: KubeClient, namespace: str, name: str) -> None:
-    """POST ``lb_service(name, namespace)``."""
+def create_service(kube: KubeClient, namespace: str, name: str, ready_endpoint: bool = False) -> None:
+    """POST ``lb_service(name, namespace)``; with ``ready_endpoint``, then an EndpointSlice giving it one
+    (speakers announce only Services with a ready endpoint; the operator's benchmarks need none)."""
     kube.request("POST", f"/api/v1/namespaces/{namespace}/services", lb_service(name, namespace))
+    if ready_endpoint:
+        kube.request(
+            "POST",
+            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+            ready_endpoint_slice(namespace, name, family=6),
+        )
 
 
-def create_services(kube: KubeClient, namespace: str, names: list[str], threads: int) -> dict[str, float]:
+def create_services(
+    kube: KubeClient, namespace: str, names: list[str], threads: int, ready_endpoints: bool = False
+) -> dict[str, float]:
     """Create the Services ``names`` from ``threads`` threads at once; when each was sent (perf_counter)."""
     posted: dict[str, float] = {}
 
     def create(name: str) -> None:
         posted[name] = time.perf_counter()
-        create_service(kube, namespace, name)
+        create_service(kube, namespace, name, ready_endpoint=ready_endpoints)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(create, names))
@@ -62,7 +74,9 @@ def web_service_ip(plane: ControlPlane, family: int, pool: str) -> str:
     }
     if family == 6:
         service["spec"] |= {"ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack"}
-    plane.kubectl("apply", "-f", "-", input=json.dumps(service))
+    endpoint = ready_endpoint_slice("default", "web", family=family)
+    both = {"apiVersion": "v1", "kind": "List", "items": [service, endpoint]}
+    plane.kubectl("apply", "-f", "-", input=json.dumps(both))
     kube = KubeClient.from_environment(str(plane.kubeconfig))
     while True:
         status = kube.get("/api/v1/namespaces/default/services/web").get("status", {})

@@ -59,7 +59,7 @@ def main(count: int) -> None:
             time.sleep(10)
             print(f"speaker RSS idle ({announced()} IPs): {rss_mib(pid):.1f} MiB", flush=True)
             began = time.monotonic()
-            create_services(kube, NAMESPACE, [f"svc-{n:04d}" for n in range(count)], 8)
+            create_services(kube, NAMESPACE, [f"svc-{n:04d}" for n in range(count)], 8, ready_endpoints=True)
             while (owned := announced()) < count:
                 if time.monotonic() - began > 600:
                     raise TimeoutError(f"the speaker announces {owned} of {count} IPs")

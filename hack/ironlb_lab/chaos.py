@@ -29,6 +29,7 @@ from ironlb.api.informer import Informer
 from ironlb.api.kube import ApiError, KubeClient
 
 from .controlplane import ControlPlane
+from .endpoints import family_of, ready_endpoint_slice
 from .faults import FaultInjector
 from .invariants import InvariantChecker, Json
 from .l2lab import L2Lab
@@ -139,10 +140,16 @@ class Chaos:
     def _create(self) -> None:
         self._names += 1
         with contextlib.suppress(ApiError):
+            self._post(service(f"s{self._names:05d}", self._pool(), self.rng))
+
+    def _post(self, manifest: Json) -> None:
+        """Create a Service and its ready endpoint (without one, speakers would rightly stay silent and the
+        wire checks would check nothing)."""
+        self.kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/services", manifest)
+        slice_of = ready_endpoint_slice(NAMESPACE, manifest["metadata"]["name"], family=family_of(manifest))
+        with contextlib.suppress(ApiError):  # kept from an earlier Service of that name
             self.kube.request(
-                "POST",
-                f"/api/v1/namespaces/{NAMESPACE}/services",
-                service(f"s{self._names:05d}", self._pool(), self.rng),
+                "POST", f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices", slice_of
             )
 
     # ------------------------------------------------------------------------------------------- churn
@@ -254,11 +261,7 @@ class Chaos:
         deadline = began + 120
         while time.monotonic() < deadline:
             try:
-                self.kube.request(
-                    "POST",
-                    f"/api/v1/namespaces/{NAMESPACE}/services",
-                    service(marker.split("/")[1], "chaos-a", self.rng),
-                )
+                self._post(service(marker.split("/")[1], "chaos-a", self.rng))
                 break
             except ApiError:
                 time.sleep(0.5)

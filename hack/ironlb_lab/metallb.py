@@ -22,6 +22,7 @@ from typing import Any
 from .apibridge import ApiBridge
 from .buildscripts import built
 from .controlplane import ControlPlane, _die_with_parent
+from .endpoints import ready_endpoint_slice
 from .network import Host, LabNetwork
 from .nodes import register_node
 
@@ -194,20 +195,7 @@ class MetalLBLab:
                     "allocateLoadBalancerNodePorts": False,
                 },
             },
-            {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": f"{name}-lab",
-                    "namespace": namespace,
-                    "labels": {"kubernetes.io/service-name": name},
-                },
-                "addressType": "IPv4",
-                "endpoints": [
-                    {"addresses": ["192.0.2.200"], "nodeName": node, "conditions": {"ready": True}}
-                ],
-                "ports": [{"port": 80, "protocol": "TCP"}],
-            },
+            ready_endpoint_slice(namespace, name, node=node),
         )
 
     def stop(self) -> None:

@@ -34,6 +34,9 @@ CONFIG_PUBLISHED = Gauge(
     "The newest ironlb.io/published-at among the configuration this speaker acts on.",
 )
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# Stands for ready endpoints that name no node (a selector-less Service's own EndpointSlice): they count for
+# "a ready endpoint anywhere" (externalTrafficPolicy Cluster), and never match a node (Local).
+NO_NODE = ""
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Snapshot:
     version: int
     config: SpeakerGlobalConfig
     announcements: list[ServiceAnnouncement]
-    endpoints: dict[str, frozenset[str]]  # Service -> nodes with a ready endpoint
+    endpoints: dict[str, frozenset[str]]  # Service -> nodes with a ready endpoint (NO_NODE: on no node)
 
 
 _NOTHING: frozenset[str] = frozenset()
@@ -147,9 +150,9 @@ class State:
             old = {name: self._ready_nodes(name) for name in changed}
             if kind != "DELETED" and service is not None:
                 ready = frozenset(
-                    endpoint["nodeName"]
+                    endpoint.get("nodeName") or NO_NODE
                     for endpoint in body.get("endpoints") or []
-                    if endpoint.get("nodeName") and _ready(endpoint)
+                    if _ready(endpoint)
                 )
                 owner = f"{metadata['namespace']}/{service}"
                 if owner not in old:

@@ -11,6 +11,7 @@ from .election import owner
 from .owners import Key
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NONE: frozenset[str] = frozenset()
 
 
 def l2_eligible(
@@ -19,8 +20,9 @@ def l2_eligible(
     endpoint_nodes: Mapping[str, frozenset[str]],
 ) -> dict[Key, frozenset[str]]:
     """(Service, IP) -> the nodes that may answer for it: those of the L2Advertisements announcing it, and
-    for externalTrafficPolicy Local only those with a ready endpoint. Equal sets are one object, so the
-    incremental index compares them by identity."""
+    for externalTrafficPolicy Local only those with a ready endpoint. A Service with no ready endpoint
+    anywhere has none: as in MetalLB, nobody answers for an IP that would lead nowhere. Equal sets are one
+    object, so the incremental index compares them by identity."""
     advertised = {advertisement.name: frozenset(advertisement.nodes) for advertisement in config.l2}
     interned: dict[frozenset[str], frozenset[str]] = {}
     by_advertisements: dict[tuple[str, ...], frozenset[str]] = {}  # a union is made once, not per Service
@@ -30,8 +32,11 @@ def l2_eligible(
         if eligible is None:
             eligible = frozenset().union(*(advertised.get(name, frozenset()) for name in announcement.l2))
             eligible = by_advertisements[announcement.l2] = interned.setdefault(eligible, eligible)
-        if announcement.local_traffic:
-            local = eligible & endpoint_nodes.get(announcement.service, frozenset())
+        ready = endpoint_nodes.get(announcement.service, _NONE)
+        if not ready:
+            eligible = _NONE
+        elif announcement.local_traffic:
+            local = eligible & ready
             eligible = interned.setdefault(local, local)
         for ip in announcement.ips:
             eligible_of[(announcement.service, ip)] = eligible
