@@ -120,11 +120,17 @@ def bgp(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFactory) 
                 bgp_peer(l2, "router-v6", peerAddress=str(l2.lab.router.v6)),
                 {
                     "apiVersion": "ironlb.io/v1beta1",
+                    "kind": "Community",
+                    "metadata": {"name": "aliases", "namespace": NAMESPACE},
+                    "spec": {"communities": [{"name": "lab-only", "value": "64512:200"}]},
+                },
+                {
+                    "apiVersion": "ironlb.io/v1beta1",
                     "kind": "BGPAdvertisement",
                     "metadata": {"name": "to-router", "namespace": NAMESPACE},
                     "spec": {
                         "ipAddressPools": ["bgp-pool"],
-                        "communities": ["64512:100", "no-export", "large:64512:1:2"],
+                        "communities": ["64512:100", "no-export", "large:64512:1:2", "lab-only"],
                     },
                 },
             )
@@ -169,7 +175,7 @@ def test_every_node_announces_with_ecmp_and_the_client_behind_the_router_reaches
     bgp.wait_hops(ip, bgp.node_ips(1, 2, 3), 30, f"{ip}/32 via all three nodes")
     print(f"IP assigned -> route with 3 next hops in BIRD's RIB: {time.monotonic() - started:.2f} s")
     route = bgp.router.routes()[f"{ip}/32"]
-    assert {"64512:100", "65535:65281"} <= route.communities
+    assert {"64512:100", "65535:65281", "64512:200"} <= route.communities  # the last by its alias
     assert "64512:1:2" in route.large_communities
     assert bgp.router.kernel_routes().count("nexthop via") == 3, bgp.router.kernel_routes()
 

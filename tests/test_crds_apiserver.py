@@ -24,6 +24,8 @@ PLURALS = {
     "L2Advertisement": "l2advertisements",
     "BGPAdvertisement": "bgpadvertisements",
     "BGPPeer": "bgppeers",
+    "BFDProfile": "bfdprofiles",
+    "Community": "communities",
 }
 
 

@@ -93,6 +93,10 @@ def test_the_sample_converts_everything_but_bfd_echo_and_connect_time_into_the_t
         ("BGPPeer", "tor-b"),
         ("BFDProfile", "fast"),
         ("BFDProfile", "full-profile"),
+        ("Community", "communities"),
+    }
+    assert objects[("Community", "communities")]["spec"] == {
+        "communities": [{"name": "local-only", "value": "64500:666"}]
     }
     assert objects[("BGPPeer", "tor-a")]["spec"]["bfdProfile"] == "fast"
     assert objects[("BFDProfile", "fast")]["spec"] == {}  # MetalLB's defaults are IronLB's
@@ -105,7 +109,7 @@ def test_the_sample_converts_everything_but_bfd_echo_and_connect_time_into_the_t
     }
     assert objects[("IPAddressPool", "production")]["metadata"]["labels"] == {"tier": "production"}
     assert objects[("BGPAdvertisement", "production-bgp")]["spec"]["communities"] == [
-        "64500:666",  # the Community object's alias local-only, resolved
+        "64500:666",  # the Community object's alias local-only, resolved (and the Community converted)
         "no-export",
         "large:64500:1:2",
     ]
@@ -281,7 +285,7 @@ def test_cli_exit_codes(
     ]
     assert cli.main(["migrate", "-f", str(SAMPLE), "-f", str(seed)]) == 1
     out, err = capsys.readouterr()
-    assert len(list(yaml.safe_load_all(out))) == 19  # everything converted is still printed
+    assert len(list(yaml.safe_load_all(out))) == 20  # everything converted is still printed
     assert err.count("problem: ") == 3 and "echoMode" in err  # the two echo settings, connectTime
     broken = tmp_path / "broken.yaml"
     broken.write_text("kind: [")
@@ -315,3 +319,28 @@ def test_the_migrated_sample_passes_the_crds_schema_and_cel_rules(crds_installed
         assert stored["spec"]["communities"] == ["64500:666", "no-export", "large:64500:1:2"]
     finally:
         crds_installed.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_community_ironlb_would_refuse_is_reported_and_its_aliases_still_resolve() -> None:
+    documents = load_documents(
+        """
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: odd, namespace: metallb-system}
+spec:
+  communities:
+  - {name: no-export, value: "64500:1"}
+  - {name: "has space", value: "64500:2"}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: tagged, namespace: metallb-system}
+spec:
+  communities: ["has space"]
+"""
+    )
+    manifests, problems = migrate(documents)
+    objects = _by_kind(manifests)
+    assert ("Community", "odd") not in objects
+    assert objects[("BGPAdvertisement", "tagged")]["spec"]["communities"] == ["64500:2"]
+    assert any(str(p).startswith("Community odd spec") for p in problems), problems

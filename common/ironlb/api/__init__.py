@@ -4,12 +4,14 @@ from .advertisements import AdvertisementStatus, BGPAdvertisementSpec, L2Adverti
 from .bfdprofile import BFDProfileSpec, BFDProfileStatus
 from .bgppeer import BGPPeerSpec, BGPPeerStatus, NodeSession, SecretReference
 from .common import API_VERSION, GROUP, VERSION, Condition, LabelSelector, LabelSelectorRequirement
+from .community import CommunityAlias, CommunitySpec, CommunityStatus
 from .ipaddresspool import IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation
 from .kinds import (
     ALL_KINDS,
     BFD_PROFILE,
     BGP_ADVERTISEMENT,
     BGP_PEER,
+    COMMUNITY,
     IP_ADDRESS_POOL,
     L2_ADVERTISEMENT,
     Kind,
@@ -21,6 +23,7 @@ __all__ = [
     "BFD_PROFILE",
     "BGP_ADVERTISEMENT",
     "BGP_PEER",
+    "COMMUNITY",
     "GROUP",
     "IP_ADDRESS_POOL",
     "L2_ADVERTISEMENT",
@@ -31,6 +34,9 @@ __all__ = [
     "BGPAdvertisementSpec",
     "BGPPeerSpec",
     "BGPPeerStatus",
+    "CommunityAlias",
+    "CommunitySpec",
+    "CommunityStatus",
     "Condition",
     "IPAddressPoolSpec",
     "IPAddressPoolStatus",

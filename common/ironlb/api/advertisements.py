@@ -77,6 +77,24 @@ Community = Annotated[
 ]
 
 
+_ALIAS = "self.matches('^[A-Za-z][A-Za-z0-9_.-]*$')"  # community.ALIAS_PATTERN (that module imports this)
+CommunityOrAlias = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        json_schema_extra=validations(
+            cel(
+                f"{_STANDARD} || {_LARGE} || {_WELL_KNOWN} || {_ALIAS}",
+                "'\"' + self + '\" is neither a community nor an alias: use ASN:VALUE (each 0-65535), "
+                "large:GLOBAL:DATA1:DATA2 (each 0-4294967295), a well-known name such as no-export, or the "
+                "name of an alias in a Community object (a letter, then letters, digits, _ . -)'",
+            )
+        ),
+    ),
+]
+
+
 class _PoolSelection(ApiModel):
     ip_address_pools: list[ObjectName] | None = Field(
         default=None,
@@ -129,12 +147,12 @@ class BGPAdvertisementSpec(_PoolSelection):
     local_pref: int | None = Field(
         default=None, ge=0, le=UINT32_MAX, description="BGP LOCAL_PREF of the routes (iBGP sessions only)."
     )
-    communities: list[Community] | None = Field(
+    communities: list[CommunityOrAlias] | None = Field(
         default=None,
         max_length=64,
         json_schema_extra=list_set(),
-        description="BGP communities attached to the routes: ASN:VALUE, large:GLOBAL:DATA1:DATA2, or a "
-        "well-known name.",
+        description="BGP communities attached to the routes: ASN:VALUE, large:GLOBAL:DATA1:DATA2, a "
+        "well-known name, or an alias defined by a Community object.",
     )
     peers: list[ObjectName] | None = Field(
         default=None,

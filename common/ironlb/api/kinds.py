@@ -10,6 +10,7 @@ from .advertisements import AdvertisementStatus, BGPAdvertisementSpec, L2Adverti
 from .bfdprofile import BFDProfileSpec, BFDProfileStatus
 from .bgppeer import BGPPeerSpec, BGPPeerStatus
 from .common import GROUP, VERSION
+from .community import CommunitySpec, CommunityStatus
 from .config import ROOT_VALIDATIONS, IronLBConfigSpec, IronLBConfigStatus
 from .ipaddresspool import IPAddressPoolSpec, IPAddressPoolStatus
 from .servicestatus import ServiceL2StatusSpec, ServiceL2StatusStatus
@@ -155,6 +156,19 @@ BFD_PROFILE = Kind(
     ),
 )
 
+COMMUNITY = Kind(
+    kind="Community",
+    plural="communities",
+    short_names=("bgpcommunity",),
+    spec=CommunitySpec,
+    status=CommunityStatus,
+    description="Names for BGP communities, usable in BGPAdvertisements' communities (MetalLB's aliases).",
+    columns=(
+        PrinterColumn("Communities", "string", ".spec.communities[*].name", "The aliases defined."),
+        AGE,
+    ),
+)
+
 
 IRONLB_CONFIG = Kind(
     kind="IronLBConfig",
@@ -200,6 +214,7 @@ ALL_KINDS: tuple[Kind, ...] = (
     BGP_ADVERTISEMENT,
     BGP_PEER,
     BFD_PROFILE,
+    COMMUNITY,
     IRONLB_CONFIG,
     SERVICE_L2_STATUS,
 )

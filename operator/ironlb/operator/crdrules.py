@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ironlb.api import BFDProfileSpec, BGPPeerSpec, LabelSelector
+from ironlb.api import BFDProfileSpec, BGPPeerSpec, CommunitySpec, LabelSelector
 from ironlb.api.advertisements import WELL_KNOWN_COMMUNITIES
 from ironlb.api.common import DNS_SUBDOMAIN_PATTERN, UINT32_MAX
 from ironlb.api.durations import duration_seconds
@@ -130,6 +130,24 @@ def is_community(text: str) -> bool:
     if match := _LARGE.match(text):
         return all(int(part) <= UINT32_MAX for part in match.groups())
     return False
+
+
+def community_problems(spec: CommunitySpec, where: str) -> list[Problem]:
+    """The Community CRD's CEL rules: an alias may not take a well-known name; its value is a community."""
+    problems = []
+    for index, alias in enumerate(spec.communities or ()):
+        if alias.name in WELL_KNOWN_COMMUNITIES:
+            problems.append(
+                Problem(
+                    join(where, "communities", index, "name"),
+                    f"{alias.name!r} is a well-known community already",
+                )
+            )
+        if not is_community(alias.value):
+            problems.append(
+                Problem(join(where, "communities", index, "value"), f"{alias.value!r} is not a community")
+            )
+    return problems
 
 
 # ----------------------------------------------------------------------------------------------- selectors

@@ -63,10 +63,12 @@ IRONLB_KINDS = [
     "bgpadvertisements",
     "bgppeers",
     "bfdprofiles",
+    "communities",
     "ironlbconfigs",
 ]
-# kinds whose status the operator does not write: the speakers write the BGPPeers', BFDProfiles have none
-_NO_OPERATOR_STATUS = ("bgppeers", "bfdprofiles")
+# kinds whose status the operator does not write: the speakers write the BGPPeers', BFDProfiles and
+# Communities have none
+_NO_OPERATOR_STATUS = ("bgppeers", "bfdprofiles", "communities")
 
 
 def operator_cluster_rules() -> list[Manifest]:

@@ -18,6 +18,7 @@ from ironlb.api import (
     BFDProfileSpec,
     BGPAdvertisementSpec,
     BGPPeerSpec,
+    CommunitySpec,
     IPAddressPoolSpec,
     L2AdvertisementSpec,
     SecretReference,
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 from .crdrules import (
     Problem,
     bfd_profile_problems,
+    community_problems,
     interface_problems,
     is_object_name,
     normalize_addresses,
@@ -46,6 +48,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "BGPAdvertisement": BGPAdvertisementSpec,
     "BGPPeer": BGPPeerSpec,
     "BFDProfile": BFDProfileSpec,
+    "Community": CommunitySpec,
 }
 _SELECTORS = ("ipAddressPoolSelectors", "nodeSelectors")
 _PEER_V1BETA1 = (
@@ -85,6 +88,7 @@ _FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("BFDProfile", "v1beta1"): frozenset(
         ("receiveInterval", "transmitInterval", "detectMultiplier", "passiveMode", "minimumTtl")
     ),
+    ("Community", "v1beta1"): frozenset(("communities",)),
 }
 _NO_ECHO = "echo mode is not implemented by IronLB"
 # MetalLB fields IronLB lacks, per kind: (value that means "not used", whether the object is converted, why)
@@ -109,7 +113,15 @@ _LACKING["BGPPeer"] = {
     "dualStackAddressFamily": (False, True, "IronLB announces only the peer's family; field dropped"),
 }
 _STATUS_KINDS = frozenset(("ServiceL2Status", "ServiceBGPStatus", "BGPSessionState", "ConfigurationState"))
-_ORDER = ("Secret", "IPAddressPool", "L2Advertisement", "BGPAdvertisement", "BFDProfile", "BGPPeer")
+_ORDER = (
+    "Secret",
+    "IPAddressPool",
+    "L2Advertisement",
+    "Community",
+    "BGPAdvertisement",
+    "BFDProfile",
+    "BGPPeer",
+)
 
 
 class Migration(NamedTuple):
@@ -217,8 +229,8 @@ def migrate(documents: Iterable[Any], namespace: str = DEFAULT_NAMESPACE) -> Mig
             continue  # copied when a BGPPeer refers to it
         elif group != METALLB_GROUP:
             problems.append(Problem(where, f"not a MetalLB object ({document.get('apiVersion')}); skipped"))
-        elif kind in ("Community", *_STATUS_KINDS):
-            continue  # communities are resolved into the advertisements; statuses are not configuration
+        elif kind in _STATUS_KINDS:
+            continue  # statuses are not configuration
         elif (kind, version) not in _FIELDS:
             problems.append(Problem(where, f"{group}/{version} {kind} is not converted by ironlb migrate"))
         else:
@@ -399,6 +411,8 @@ def _missing_bfd_profiles(documents: list[Any], out: _Output) -> list[Problem]:
 
 
 def _rule_problems(spec: BaseModel, where: str) -> list[Problem]:
+    if isinstance(spec, CommunitySpec):
+        return community_problems(spec, where)
     if isinstance(spec, BFDProfileSpec):
         return bfd_profile_problems(spec, where)
     if isinstance(spec, BGPPeerSpec):

@@ -80,18 +80,21 @@ def advertisement_status(
     previous_conditions: Sequence[Mapping[str, Any]],
     generation: int | None,
     now: str,
+    unknown_aliases: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Ready unless the advertisement names IPAddressPools that do not exist (a typo CEL cannot see)."""
+    """Ready unless the advertisement names IPAddressPools that do not exist (a typo CEL cannot see), or
+    community aliases no Community defines (then it is not in force at all)."""
     previous = {c["type"]: c for c in previous_conditions}
-    ready = condition(
-        "Ready",
-        not missing_pools,
-        "PoolsMissing" if missing_pools else "Announcing",
-        f"ipAddressPools names pool(s) that do not exist: {', '.join(missing_pools)}"
-        if missing_pools
-        else "every pool it names exists",
-        previous,
-        now,
-        generation,
-    )
+    if unknown_aliases:
+        reason = "CommunityNotFound"
+        message = (
+            "communities names alias(es) no Community in this namespace defines: "
+            f"{', '.join(unknown_aliases)}; nothing is announced by this advertisement until they are defined"
+        )
+    elif missing_pools:
+        reason = "PoolsMissing"
+        message = f"ipAddressPools names pool(s) that do not exist: {', '.join(missing_pools)}"
+    else:
+        reason, message = "Announcing", "every pool it names exists"
+    ready = condition("Ready", reason == "Announcing", reason, message, previous, now, generation)
     return {"conditions": [ready], "observedGeneration": generation}

@@ -192,6 +192,7 @@ class OperatorRuntime:
             Watch("bgpadvertisements", ours("bgpadvertisements"), c.on_advertisement),
             Watch("bgppeers", ours("bgppeers"), c.on_peer),
             Watch("bfdprofiles", ours("bfdprofiles"), c.on_bfd_profile),
+            Watch("communities", ours("communities"), c.on_community),
             Watch("services", "/api/v1/services", c.on_service),
             Watch(
                 "speakerconfigs",

@@ -10,7 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from ironlb.api import BFDProfileSpec, BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec, LabelSelector
+from ironlb.api import (
+    BFDProfileSpec,
+    BGPAdvertisementSpec,
+    BGPPeerSpec,
+    CommunitySpec,
+    L2AdvertisementSpec,
+    LabelSelector,
+)
 from ironlb.api.contract import (
     CONTRACT_VERSION,
     MIN_CONTRACT_VERSION,
@@ -29,6 +36,7 @@ from ironlb.api.durations import duration_seconds
 
 from .allocator import Allocation, format_address
 from .allocator.selectors import any_selector_matches
+from .crdrules import is_community
 
 DEFAULT_HOLD_SECONDS = 90
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -95,6 +103,49 @@ def _announcing_nodes(
     return tuple(name for name in _nodes(selectors, nodes) if EXCLUDE_LABEL not in nodes[name])
 
 
+def community_aliases(communities: Mapping[str, CommunitySpec]) -> dict[str, str]:
+    """Alias -> community, over every Community object; an alias defined twice: the object sorting first."""
+    aliases: dict[str, str] = {}
+    for _, spec in sorted(communities.items()):
+        for alias in spec.communities or ():
+            aliases.setdefault(alias.name, alias.value)
+    return aliases
+
+
+def resolve_communities(
+    communities: Sequence[str] | None, aliases: Mapping[str, str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the communities with aliases replaced by their values, the names no Community defines)."""
+    resolved: list[str] = []
+    unknown: list[str] = []
+    for text in communities or ():
+        value = text if is_community(text) else aliases.get(text)
+        if value is None:
+            unknown.append(text)
+        elif value not in resolved:
+            resolved.append(value)
+    return tuple(resolved), tuple(unknown)
+
+
+def _bgp_advertising(
+    name: str, spec: BGPAdvertisementSpec, nodes: Mapping[str, Labels], aliases: Mapping[str, str]
+) -> BGPAdvertising | None:
+    """The advertisement as speakers use it; None (not in force) while it names an unknown alias."""
+    communities, unknown = resolve_communities(spec.communities, aliases)
+    if unknown:
+        return None
+    return BGPAdvertising(
+        name=name,
+        nodes=_announcing_nodes(spec.node_selectors, nodes),
+        peers=tuple(spec.peers or ()),
+        communities=tuple(c for c in communities if not c.startswith("large:")),
+        large_communities=tuple(c.removeprefix("large:") for c in communities if c.startswith("large:")),
+        local_pref=spec.local_pref,
+        aggregation_length=spec.aggregation_length or 32,
+        aggregation_length_v6=spec.aggregation_length_v6 or 128,
+    )
+
+
 def global_config(
     l2: Mapping[str, L2AdvertisementSpec],
     bgp: Mapping[str, BGPAdvertisementSpec],
@@ -104,9 +155,13 @@ def global_config(
     node_addresses: Mapping[str, str] | None = None,
     pools: Mapping[str, Sequence[str]] | None = None,
     bfd_profiles: Mapping[str, BFDProfileSpec] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> SpeakerGlobalConfig:
     """Advertisements and peers with their node selectors resolved against the nodes' labels (and their
-    BFDProfiles), and every pool's addresses (speakers refuse to announce anything outside them)."""
+    BFDProfiles and community aliases), and every pool's addresses (speakers refuse to announce anything
+    outside them). A BGPAdvertisement naming an alias no Community defines is left out: announcing its
+    routes without a community asked for (say no-export) could leak them."""
+    advertising = (_bgp_advertising(name, spec, nodes, aliases or {}) for name, spec in sorted(bgp.items()))
     return SpeakerGlobalConfig(
         contract_version=CONTRACT_VERSION,
         min_contract_version=MIN_CONTRACT_VERSION,
@@ -120,21 +175,7 @@ def global_config(
             )
             for name, spec in sorted(l2.items())
         ),
-        bgp=tuple(
-            BGPAdvertising(
-                name=name,
-                nodes=_announcing_nodes(spec.node_selectors, nodes),
-                peers=tuple(spec.peers or ()),
-                communities=tuple(c for c in spec.communities or () if not c.startswith("large:")),
-                large_communities=tuple(
-                    c.removeprefix("large:") for c in spec.communities or () if c.startswith("large:")
-                ),
-                local_pref=spec.local_pref,
-                aggregation_length=spec.aggregation_length or 32,
-                aggregation_length_v6=spec.aggregation_length_v6 or 128,
-            )
-            for name, spec in sorted(bgp.items())
-        ),
+        bgp=tuple(item for item in advertising if item is not None),
         peers=tuple(
             PeerPlacement(
                 session=session_from_peer(name, namespace, spec, bfd_profiles),

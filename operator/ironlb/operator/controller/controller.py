@@ -19,6 +19,7 @@ from ..services import ServiceFilter, parse_service
 from .eventlog import EventLog
 from .handle_advertisements import AdvertisementHandler
 from .handle_bfd import BfdProfileHandler
+from .handle_communities import CommunityHandler
 from .handle_legacy import LegacyHandler
 from .handle_pools import PoolHandler
 from .handle_services import ServiceHandler
@@ -58,6 +59,7 @@ class Controller:
         self.pools = PoolHandler(self.state, self.services)
         self.advertisements = AdvertisementHandler(self.state)
         self.bfd = BfdProfileHandler(self.state)
+        self.communities = CommunityHandler(self.state)
         self.legacy = LegacyHandler(self.state)
         self.speaker_pods = SpeakerPodHandler(self.state)
 
@@ -82,6 +84,8 @@ class Controller:
             self.speaker_pods.on_pod(pod, deleted=False)
         for profile in listed.get("bfdprofiles", ()):
             self.bfd.set_profile(profile, deleted=False)
+        for community in listed.get("communities", ()):
+            self.communities.set_community(community, deleted=False)
         for peer in listed["bgppeers"]:
             self.advertisements.set_peer(peer, deleted=False)
         self.bfd.report_missing()
@@ -140,6 +144,9 @@ class Controller:
 
     async def on_bfd_profile(self, body: Body, deleted: bool) -> None:
         self.bfd.set_profile(body, deleted)
+
+    async def on_community(self, body: Body, deleted: bool) -> None:
+        self.communities.set_community(body, deleted)
 
     async def on_secret(self, body: Body, deleted: bool) -> None:
         self.advertisements.on_secret(body, deleted)

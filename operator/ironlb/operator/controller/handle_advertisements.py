@@ -14,6 +14,7 @@ from ironlb.api.kube import ApiError, custom_path
 from ..conditions import now
 from ..passwords import gather, passwords_secret
 from ..poolstatus import advertisement_status
+from ..speakerconfig import resolve_communities
 from .state import Body, OperatorState
 
 log = logging.getLogger("ironlb.operator")
@@ -127,16 +128,19 @@ class AdvertisementHandler:
                 for name in spec.ip_address_pools or []
                 if name not in state.pools and name not in state.legacy.pools
             ]
+            unknown: tuple[str, ...] = ()
+            if isinstance(spec, BGPAdvertisementSpec):
+                unknown = resolve_communities(spec.communities, state.aliases())[1]
             previous = (body.get("status") or {}).get("conditions") or []
-            status = advertisement_status(missing, previous, body["metadata"].get("generation"), now())
+            generation = body["metadata"].get("generation")
+            status = advertisement_status(missing, previous, generation, now(), unknown)
             if previous and [(c["status"], c["message"]) for c in previous] == [
                 (c["status"], c["message"]) for c in status["conditions"]
             ]:
                 continue
-            if missing:
-                state.events.once(
-                    ObjectRef.of(body), "pools", "Warning", "PoolsMissing", status["conditions"][0]["message"]
-                )
+            ready = status["conditions"][0]
+            if ready["reason"] in ("PoolsMissing", "CommunityNotFound"):
+                state.events.once(ObjectRef.of(body), "ready", "Warning", ready["reason"], ready["message"])
             plural = "l2advertisements" if key[0] == "L2Advertisement" else "bgpadvertisements"
             try:
                 await asyncio.to_thread(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ironlb.api import BFDProfileSpec, BGPAdvertisementSpec, BGPPeerSpec, L2AdvertisementSpec
+from ironlb.api import BFDProfileSpec, BGPAdvertisementSpec, BGPPeerSpec, CommunitySpec, L2AdvertisementSpec
 from ironlb.api.events import ObjectRef
 from ironlb.api.kube import KubeClient
 
@@ -20,7 +20,7 @@ from ..legacy import LegacyObjects
 from ..metrics import SERVICES_PENDING, SPEAKER_READY
 from ..publisher import Publisher
 from ..services import ServiceFilter, ServiceRequest
-from ..speakerconfig import announcement, global_config, selects_pool
+from ..speakerconfig import announcement, community_aliases, global_config, selects_pool
 from .eventlog import EventLog
 
 Body = Mapping[str, Any]
@@ -43,6 +43,7 @@ class OperatorState:
     peers: dict[str, BGPPeerSpec] = field(default_factory=dict)
     peer_refs: dict[str, ObjectRef] = field(default_factory=dict)  # BGPPeer objects, for their events
     bfd_profiles: dict[str, BFDProfileSpec] = field(default_factory=dict)
+    communities: dict[str, CommunitySpec] = field(default_factory=dict)  # Community objects, by name
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # data of the Secrets in our namespace
     passwords_written: dict[str, str] | None = None  # the speakers' passwords Secret as last written
     node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -133,6 +134,7 @@ class OperatorState:
             self.node_addresses,
             self.pool_addresses(),
             self.bfd_profiles,
+            self.aliases(),
         )
         self.publisher.set_global(config)
         selected = frozenset(
@@ -141,6 +143,10 @@ class OperatorState:
         if selected != self.selected_nodes:
             self.selected_nodes = selected
             self.show_speaker_readiness()
+
+    def aliases(self) -> dict[str, str]:
+        """Community aliases in force (every Community object of our namespace)."""
+        return community_aliases(self.communities)
 
     def pool_addresses(self) -> dict[str, list[str]]:
         """Every pool in force (the legacy ConfigMap's, and the CRDs', which win) with its addresses."""
