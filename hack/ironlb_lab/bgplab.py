@@ -36,12 +36,14 @@ def start_router(
     ipv6: bool = False,
     extra: Sequence[Neighbor] = (),
     bfd: bool = False,
+    graceful_restart: bool = False,
 ) -> Bird:
     """BIRD2 peering with every node of the lab (its speakers open the sessions through exabgp): over IPv4,
     also over IPv6 when ``ipv6``, plus ``extra`` neighbors (protocols peer0, peer1, ... in that order);
-    with BFD (300 ms x 3) under the nodes' sessions when ``bfd``."""
+    with BFD (300 ms x 3) under the nodes' sessions when ``bfd``; able to restart gracefully when
+    ``graceful_restart``."""
     neighbors = node_neighbors(l2, 4, password, bfd) + (node_neighbors(l2, 6, password, bfd) if ipv6 else [])
-    return Bird(l2.lab, workdir, ROUTER_ASN, [*neighbors, *extra]).start()
+    return Bird(l2.lab, workdir, ROUTER_ASN, [*neighbors, *extra], graceful_restart=graceful_restart).start()
 
 
 def add_lan_address(host: Host, address: str) -> None:

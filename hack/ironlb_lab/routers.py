@@ -68,16 +68,21 @@ def _merge(routes: dict[str, RouteInfo], prefix: str, path: RouteInfo) -> None:
 BFD_INTERVAL_MS, BFD_MULTIPLIER = 300, 3  # the router's BFD timers (MetalLB's default profile)
 
 
-def bird_config(router_id: str, asn: int, neighbors: Sequence[Neighbor]) -> str:
+def bird_config(
+    router_id: str, asn: int, neighbors: Sequence[Neighbor], graceful_restart: bool = False
+) -> str:
     """BIRD2 configuration: one BGP protocol per neighbor, all paths kept, ECMP into the kernel; a BFD
-    protocol when a neighbor asks for BFD (on the LAN interface, and multihop)."""
+    protocol when a neighbor asks for BFD (on the LAN interface, and multihop). With ``graceful_restart``
+    (RFC 4724) BIRD restarts keeping its forwarding table: the kernel protocols wait for the recovery to end
+    (every graceful-restart peer's End-of-RIB) before they remove what was not learned again."""
+    kernel = " graceful restart on;" if graceful_restart else ""
     lines = [
         f"router id {router_id};",
         "log stderr all;",
         "timeformat protocol iso long ms;",
         "protocol device { scan time 10; }",
-        "protocol kernel kernel4 { ipv4 { export all; }; merge paths on; }",
-        "protocol kernel kernel6 { ipv6 { export all; }; merge paths on; }",
+        f"protocol kernel kernel4 {{ ipv4 {{ export all; }}; merge paths on;{kernel} }}",
+        f"protocol kernel kernel6 {{ ipv6 {{ export all; }}; merge paths on;{kernel} }}",
     ]
     if any(neighbor.bfd for neighbor in neighbors):
         timers = f"interval {BFD_INTERVAL_MS} ms; multiplier {BFD_MULTIPLIER};"
@@ -105,6 +110,8 @@ def bird_config(router_id: str, asn: int, neighbors: Sequence[Neighbor]) -> str:
             options.append("direct;")
         if neighbor.bfd:
             options.append("bfd on;")
+        if graceful_restart:
+            options.append("graceful restart on;")
         if neighbor.password is not None:
             options.append(f'password "{neighbor.password}";')
         channel = f"{family} {{ import all; export none;{' gateway direct;' if ibgp else ''} }};"
@@ -204,22 +211,35 @@ class _Router:
         raise NotImplementedError
 
 
+@dataclass
 class Bird(_Router):
     """BIRD2 in the router namespace (``bird -f``, foreground, so the lab owns its PID)."""
+
+    graceful_restart: bool = False
 
     @property
     def socket(self) -> Path:
         return self.workdir / "bird.ctl"
 
-    def start(self) -> Bird:
+    def start(self, recovering: bool = False) -> Bird:
+        """Start BIRD; ``recovering``: after ``shut_down_for_graceful_restart`` (``bird -R``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "bird.conf"
-        config.write_text(bird_config(str(self.host.v4), self.asn, self.neighbors))
+        config.write_text(bird_config(str(self.host.v4), self.asn, self.neighbors, self.graceful_restart))
         config.chmod(0o600)
         argv = ["bird", "-f", "-c", str(config), "-s", str(self.socket), "-P", str(self.workdir / "bird.pid")]
-        self.process = self.lab.spawn(self.host, argv, self.workdir / "bird.log")
+        self.process = self.lab.spawn(
+            self.host, [*argv, *(["-R"] if recovering else [])], self.workdir / "bird.log"
+        )
         self.wait_ready()
         return self
+
+    def shut_down_for_graceful_restart(self) -> None:
+        """``birdc graceful restart``: BIRD exits without telling its peers (the sessions just close) and
+        leaves its routes in the kernel, to be taken over by the next ``start(recovering=True)``."""
+        assert self.process is not None
+        self.host.run("birdc", "-s", str(self.socket), "graceful", "restart", timeout=10)
+        self.process.wait(timeout=10)
 
     def birdc(self, *command: str) -> str:
         return self._run("birdc", "-s", str(self.socket), *command)
