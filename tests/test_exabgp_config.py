@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from ironlb.api import BGPPeerSpec
 from ironlb.api.contract import ExabgpConfig, ExabgpNeighbor
 from ironlb.api.durations import duration_seconds
-from ironlb.operator.speakerconfig import session_from_peer
+from ironlb.operator.speakerconfig import global_config, session_from_peer
+from ironlb.speaker.bgp.agent import exabgp_config_for
 from ironlb.speaker.bgp.exabgp_config import render_exabgp
 from ironlb.speaker.bgp.md5 import md5_key
 from pydantic import SecretStr
@@ -151,3 +152,36 @@ def test_exabgp_accepts_a_key_made_of_its_own_grammar_and_of_bytes_that_are_not_
         [str(exabgp), "validate", "-n", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _rendered(node_v4: str, **spec: object) -> str:
+    """The exabgp configuration one node gets for one BGPPeer, through the operator and the speaker."""
+    peer = BGPPeerSpec.model_validate({"myASN": 64512, "peerAddress": "198.51.100.254", **spec})
+    config = global_config({}, {}, {"tor": peer}, {"node-a": {}}, "ironlb-system")
+    exabgp = exabgp_config_for("node-a", config, node_v4, None)
+    assert exabgp is not None
+    return render_exabgp(exabgp)
+
+
+def test_each_bgppeer_field_reaches_the_exabgp_configuration() -> None:
+    """Every BGPPeer field that changes the session, from the CRD to the line exabgp reads."""
+    plain = _rendered("198.51.100.11", peerASN=64500)
+    assert "local-as 64512;" in plain and "peer-as 64500;" in plain  # myASN, peerASN
+    assert "local-as 64999;" in _rendered("198.51.100.11", myASN=64999, peerASN=64500)
+    assert "router-id 198.51.100.11;" in plain  # without routerID: the node's IPv4 address
+    assert "router-id 192.0.2.77;" in _rendered("198.51.100.11", peerASN=64500, routerID="192.0.2.77")
+    assert "peer-as auto;" in _rendered("198.51.100.11", dynamicASN="external")
+    internal = _rendered("198.51.100.11", dynamicASN="internal")
+    assert "peer-as 64512;" in internal and "outgoing-ttl" not in internal  # iBGP: no TTL security
+    assert "outgoing-ttl 1;" in plain  # eBGP: single hop unless ebgpMultiHop
+    assert "outgoing-ttl 255;" in _rendered("198.51.100.11", peerASN=64500, ebgpMultiHop=True)
+    assert "graceful-restart" not in plain
+    assert "graceful-restart" in _rendered("198.51.100.11", peerASN=64500, enableGracefulRestart=True)
+    assert "connect 179;" in plain and "connect 1179;" in _rendered(
+        "198.51.100.11", peerASN=64500, peerPort=1179
+    )
+    assert "hold-time 90;" in plain and "hold-time 9;" in _rendered(
+        "198.51.100.11", peerASN=64500, holdTime="9s"
+    )
+    sourced = _rendered("198.51.100.11", peerASN=64500, sourceAddress="198.51.100.21")
+    assert "local-address 198.51.100.21;" in sourced and "local-address 198.51.100.11;" in plain

@@ -61,6 +61,22 @@ def test_announcement_names_the_advertisements_that_select_the_pool() -> None:
     assert result.ips == ("203.0.113.5", "2001:db8::5") and result.local_traffic
 
 
+def test_bgp_advertisements_select_pools_by_name_and_by_label() -> None:
+    bgp = {
+        "by-name": BGPAdvertisementSpec.model_validate({"ipAddressPools": ["prod"]}),
+        "by-label": BGPAdvertisementSpec.model_validate(
+            {"ipAddressPoolSelectors": [{"matchLabels": {"t": "x"}}]}
+        ),
+        "other-name": BGPAdvertisementSpec.model_validate({"ipAddressPools": ["staging"]}),
+        "other-label": BGPAdvertisementSpec.model_validate(
+            {"ipAddressPoolSelectors": [{"matchLabels": {"t": "y"}}]}
+        ),
+    }
+    allocation = Allocation("prod", (parse_address("203.0.113.5"),))
+    assert announcement("shop/web", allocation, False, {"t": "x"}, {}, bgp).bgp == ("by-label", "by-name")
+    assert announcement("shop/web", allocation, False, {}, {}, bgp).bgp == ("by-name",)
+
+
 def test_shards_are_stable_and_10000_services_stay_far_below_the_object_limit() -> None:
     assert shard_of("default/metallb-nginx-svc") == shard_of("default/metallb-nginx-svc")
     shards: dict[int, dict[str, object]] = {}

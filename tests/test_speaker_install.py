@@ -54,6 +54,37 @@ def test_speaker_pods_are_host_network_with_net_raw_only() -> None:
     assert container["livenessProbe"] and container["readinessProbe"] and container["resources"]["requests"]
 
 
+def test_the_speaker_settings_shape_the_daemonset() -> None:
+    """IronLBConfig's spec.speaker fields, as the DaemonSet's pod template carries them."""
+    settings = SpeakerSettings.model_validate(
+        {
+            "nodeSelector": {"ironlb.io/speaker": "yes"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "lb", "effect": "NoSchedule"}],
+            "cpuRequest": "250m",
+            "memoryRequest": "96Mi",
+            "memoryLimit": "300Mi",
+            "metricsPort": 9473,
+        }
+    )
+    spec = speaker_daemonset(settings, "example/speaker:1")["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux", "ironlb.io/speaker": "yes"}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "lb", "effect": "NoSchedule"}
+    ]
+    container = spec["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "96Mi"},
+        "limits": {"memory": "300Mi"},
+    }
+    assert {"name": "metrics", "containerPort": 9473, "protocol": "TCP"} in container["ports"]
+    default = speaker_daemonset(SpeakerSettings(), "example/speaker:1")["spec"]["template"]["spec"]
+    assert [t["key"] for t in default["tolerations"]] == [
+        "node-role.kubernetes.io/control-plane",
+        "node-role.kubernetes.io/master",
+    ], "without tolerations: the control-plane taints only"
+    assert default["containers"][0]["resources"]["requests"]["cpu"] != "250m"
+
+
 def test_only_settings_bound_at_start_change_the_hash() -> None:
     base = SpeakerSettings()
     assert settings_hash(base) == settings_hash(base.model_copy(update={"log_level": "debug"}))
