@@ -175,8 +175,13 @@ BAD_CASES = [
         " node-selectors: [{match-expressions: [{key: a, operator: In}]}]}]",
         "peers[0].node-selectors[0].match-expressions[0].values: values must be non-empty for operator In",
     ),
-    ("bfd-profiles: [{name: fast}]", "bfd-profiles: BFD profiles are read from BFDProfile objects only"),
-    ("address-pool: []", "address-pool: unknown key (known: address-pools, peers, bgp-communities)"),
+    ("bfd-profiles: [{name: fast, detect-multiplier: 1}]", "bfd-profiles[0].detect-multiplier: 1 is invalid"),
+    ("bfd-profiles: [{name: fast, echo-mode: true}]", "bfd-profiles[0].echo-mode: True: echo mode is not"),
+    ("bfd-profiles: [{name: Fast}]", "bfd-profiles[0].name: 'Fast' is not a valid object name"),
+    (
+        "address-pool: []",
+        "address-pool: unknown key (known: address-pools, peers, bgp-communities, bfd-profiles)",
+    ),
     ("[1, 2]", "config: [1, 2] is not a mapping"),
     ("peers: [{", "config: not YAML"),
 ]
@@ -203,13 +208,33 @@ def test_a_bad_pool_is_left_out_with_its_advertisements_and_the_rest_is_kept() -
 
 
 def test_a_peer_with_an_unsupported_key_is_kept_and_the_key_reported() -> None:
-    config = parse_legacy_config(
-        "peers: [{peer-address: 198.51.100.1, peer-asn: 2, my-asn: 1, bfd-profile: x}]"
-    )
+    config = parse_legacy_config("peers: [{peer-address: 198.51.100.1, peer-asn: 2, my-asn: 1, vrf: red}]")
     assert list(config.peers) == ["peer-198-51-100-1"]
+    assert [str(p).split(" (")[0] for p in config.problems] == ["peers[0].vrf: unknown key"]
+
+
+def test_bfd_profiles_become_profiles_the_peers_name() -> None:
+    """MetalLB's FRR-mode ConfigMap: bfd-profiles (echo settings reported, the profile kept without them)
+    and peers' bfd-profile, as BFDProfile objects and bfdProfile would say."""
+    config = parse_legacy_config(
+        "bfd-profiles:\n"
+        "- {name: fast, receive-interval: 100, transmit-interval: 120, detect-multiplier: 5,"
+        " passive-mode: true, minimum-ttl: 10, echo-mode: true, echo-interval: 50}\n"
+        "- {name: plain}\n"
+        "peers:\n"
+        "- {peer-address: 198.51.100.1, peer-asn: 2, my-asn: 1, bfd-profile: fast}\n"
+        "- {peer-address: 198.51.100.2, peer-asn: 2, my-asn: 1, bfd-profile: nowhere}\n"
+    )
+    fast = config.bfd_profiles["fast"]
+    assert (fast.receive_interval, fast.transmit_interval, fast.detect_multiplier) == (100, 120, 5)
+    assert fast.passive_mode and fast.minimum_ttl == 10 and not fast.echo_mode and fast.echo_interval is None
+    assert config.bfd_profiles["plain"].receive_interval == 300  # MetalLB's defaults are IronLB's
+    assert config.peers["peer-198-51-100-1"].bfd_profile == "fast"
     assert [str(p) for p in config.problems] == [
-        "peers[0].bfd-profile: BFD profiles are read from BFDProfile objects only;"
-        " the session is kept without BFD"
+        "bfd-profiles[0].echo-mode: True: echo mode is not implemented by IronLB; profile used without it",
+        "bfd-profiles[0].echo-interval: 50: echo mode is not implemented by IronLB; profile used without it",
+        "peers[1].bfd-profile: 'nowhere' is not among bfd-profiles: the peer's sessions stay closed until a"
+        " BFD profile of that name exists",
     ]
 
 

@@ -344,3 +344,21 @@ spec:
     assert ("Community", "odd") not in objects
     assert objects[("BGPAdvertisement", "tagged")]["spec"]["communities"] == ["64500:2"]
     assert any(str(p).startswith("Community odd spec") for p in problems), problems
+
+
+def test_the_legacy_configmap_s_bfd_profiles_become_bfdprofiles() -> None:
+    config = (
+        "bfd-profiles: [{name: fast, detect-multiplier: 5}]\n"
+        "peers: [{peer-address: 198.51.100.1, peer-asn: 2, my-asn: 1, bfd-profile: fast}]\n"
+    )
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "config"},
+        "data": {"config": config},
+    }
+    manifests, problems = migrate([configmap])
+    objects = _by_kind(manifests)
+    assert problems == []
+    assert objects[("BFDProfile", "fast")]["spec"] == {"detectMultiplier": 5}
+    assert objects[("BGPPeer", "peer-198-51-100-1")]["spec"]["bfdProfile"] == "fast"

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
-from ironlb.api import BGPAdvertisementSpec, BGPPeerSpec, IPAddressPoolSpec, L2AdvertisementSpec
+from ironlb.api import (
+    BFDProfileSpec,
+    BGPAdvertisementSpec,
+    BGPPeerSpec,
+    IPAddressPoolSpec,
+    L2AdvertisementSpec,
+)
 
 from .allocator import PoolConfig
 from .crdrules import (
@@ -33,7 +39,7 @@ CONFIGMAP_NAME = "config"
 CONFIGMAP_KEY = "config"
 EVENT_REASON = "LegacyConfigMap"
 
-_TOP_KEYS = ("address-pools", "peers", "bgp-communities")
+_TOP_KEYS = ("address-pools", "peers", "bgp-communities", "bfd-profiles")
 _POOL_KEYS = {"addresses": "addresses", "auto-assign": "autoAssign", "avoid-buggy-ips": "avoidBuggyIPs"}
 _ADVERTISEMENT_KEYS = {
     "aggregation-length": "aggregationLength",
@@ -52,7 +58,17 @@ _PEER_KEYS = {
     "keepalive-time": "keepaliveTime",
     "ebgp-multihop": "ebgpMultiHop",
     "node-selectors": "nodeSelectors",
+    "bfd-profile": "bfdProfile",
 }
+_BFD_KEYS = {
+    "receive-interval": "receiveInterval",
+    "transmit-interval": "transmitInterval",
+    "detect-multiplier": "detectMultiplier",
+    "passive-mode": "passiveMode",
+    "minimum-ttl": "minimumTtl",
+}
+# MetalLB's echo settings: IronLB's BFD has no echo mode, so a profile asking for it is used without it
+_BFD_ECHO = {"echo-mode": False, "echo-interval": None}
 _SELECTOR_KEYS = {"match-labels": "matchLabels", "match-expressions": "matchExpressions"}
 _OPERATORS = {
     "in": "In",
@@ -61,14 +77,10 @@ _OPERATORS = {
     "doesnotexist": "DoesNotExist",
     "!": "DoesNotExist",
 }
-_NOT_SUPPORTED = {
-    "bfd-profiles": "BFD profiles are read from BFDProfile objects only (ironlb migrate does not convert the "
-    "ConfigMap's); the profiles are not used",
-    "bfd-profile": "BFD profiles are read from BFDProfile objects only; the session is kept without BFD",
-}
+_NOT_SUPPORTED: dict[str, str] = {}
 _LEGACY_NAMES = {
     camel: legacy
-    for table in (_POOL_KEYS, _ADVERTISEMENT_KEYS, _PEER_KEYS, _SELECTOR_KEYS)
+    for table in (_POOL_KEYS, _ADVERTISEMENT_KEYS, _PEER_KEYS, _SELECTOR_KEYS, _BFD_KEYS)
     for legacy, camel in table.items()
 }
 
@@ -100,6 +112,7 @@ class LegacyConfig:
     problems: tuple[Problem, ...] = ()
     readable: bool = True  # False: not YAML or not a mapping, so nothing in it can be trusted
     rejected_pools: frozenset[str] = frozenset()  # names of pool entries left out for their problems
+    bfd_profiles: Mapping[str, BFDProfileSpec] = field(default_factory=dict)
 
 
 def _legacy_name(key: str) -> str:
@@ -163,12 +176,56 @@ def parse_legacy_config(text: str) -> LegacyConfig:
         _pool(raw, f"address-pools[{index}]", communities, (pools, l2, bgp), problems)
         if isinstance(raw, dict) and is_object_name(raw.get("name")):
             named.add(raw["name"])
+    profiles: dict[str, BFDProfileSpec] = {}
+    for index, raw in enumerate(_sequence(top.get("bfd-profiles"), "bfd-profiles", problems)):
+        _bfd_profile(raw, f"bfd-profiles[{index}]", profiles, problems)
     peers: dict[str, BGPPeerSpec] = {}
     passwords: dict[str, str] = {}
     for index, raw in enumerate(_sequence(top.get("peers"), "peers", problems)):
         _peer(raw, f"peers[{index}]", peers, passwords, problems)
+        profile = raw.get("bfd-profile") if isinstance(raw, dict) else None
+        if isinstance(profile, str) and profile and profile not in profiles:
+            problems.append(
+                Problem(
+                    f"peers[{index}].bfd-profile",
+                    f"{profile!r} is not among bfd-profiles: the peer's sessions stay closed until a BFD "
+                    "profile of that name exists",
+                )
+            )
     rejected = frozenset(named - set(pools))
-    return LegacyConfig(pools, l2, bgp, peers, passwords, tuple(problems), rejected_pools=rejected)
+    return LegacyConfig(
+        pools, l2, bgp, peers, passwords, tuple(problems), rejected_pools=rejected, bfd_profiles=profiles
+    )
+
+
+def _bfd_profile(raw: Any, where: str, profiles: dict[str, BFDProfileSpec], problems: list[Problem]) -> None:
+    """One ``bfd-profiles`` entry, as a BFDProfile of its name; echo settings are reported and left out."""
+    entry = _mapping(raw, where, problems)
+    if entry is None:
+        return
+    entry = dict(entry)
+    name = entry.pop("name", None)
+    if not is_object_name(name):
+        problems.append(Problem(join(where, "name"), f"{name!r} is not a valid object name"))
+        return
+    for key, unused in _BFD_ECHO.items():
+        value = entry.pop(key, None)
+        if value not in (unused, None):
+            problems.append(
+                Problem(
+                    join(where, key),
+                    f"{value!r}: echo mode is not implemented by IronLB; profile used without it",
+                )
+            )
+    spec = validated(
+        BFDProfileSpec, _renamed(entry, _BFD_KEYS, where, problems), where, problems, _legacy_name
+    )
+    if spec is None:
+        return
+    if name in profiles:
+        problems.append(Problem(join(where, "name"), f"{name!r} is defined twice; the first one is used"))
+        return
+    profiles[str(name)] = spec
 
 
 def _communities(raw: Any, problems: list[Problem]) -> dict[str, str]:
@@ -380,6 +437,7 @@ class LegacyObjects:
     problems: tuple[Problem, ...] = ()
     readable: bool = True
     rejected_pools: frozenset[str] = frozenset()
+    bfd_profiles: Mapping[str, BFDProfileSpec] = field(default_factory=dict)
 
     def pool_config(self, name: str) -> PoolConfig:
         """One pool as the allocator takes it (no labels: advertisements select it by name)."""
@@ -432,6 +490,7 @@ def legacy_objects(body: Mapping[str, Any]) -> LegacyObjects:
         tuple(problems),
         config.readable,
         config.rejected_pools,
+        dict(config.bfd_profiles),
     )
 
 

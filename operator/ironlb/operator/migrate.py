@@ -278,6 +278,8 @@ def _from_configmap(document: Manifest, where: str, out: _Output, problems: list
     ):
         for name, spec in specs.items():
             out.add(kind, name, spec, {}, where, problems)
+    for name, profile in config.bfd_profiles.items():
+        out.add("BFDProfile", name, profile, {}, where, problems)
     for name, peer in config.peers.items():
         password = config.passwords.get(name)
         if password is not None:
@@ -398,7 +400,7 @@ def _missing_bfd_profiles(documents: list[Any], out: _Output) -> list[Problem]:
         (d.get("metadata") or {}).get("name")
         for d in documents
         if isinstance(d, dict) and d.get("kind") == "BFDProfile"
-    }
+    } | set(out.objects.get("BFDProfile", {}))  # the legacy ConfigMap's bfd-profiles too
     return [
         Problem(
             f"BGPPeer {name} spec.bfdProfile",

@@ -88,7 +88,6 @@ class Controller:
             self.communities.set_community(community, deleted=False)
         for peer in listed["bgppeers"]:
             self.advertisements.set_peer(peer, deleted=False)
-        self.bfd.report_missing()
         for secret in listed.get("secrets", ()):
             self.advertisements.on_secret(secret, deleted=False)
         for config in listed.get("ironlbconfigs", ()):
@@ -96,6 +95,7 @@ class Controller:
         for where, source in self.legacy.read_sources().items():  # legacy pools exist before adoption
             self.legacy.take_source(where, source)
         self.legacy.apply()
+        self.bfd.report_missing()  # a profile may come from the legacy ConfigMap
         state.refresh_global()
         services = [parse_service(body, state.service_filter) for body in listed["services"]]
         services = sorted((s for s in services if s.handled), key=lambda s: (s.created, s.key))
@@ -173,6 +173,7 @@ class Controller:
         state.dirty_pools.update(state.pools)
         state.dirty_advertisements.update(state.advertisement_bodies)
         state.refresh_global()
+        self.bfd.report_missing()  # its bfd-profiles may be what a BGPPeer names
         state.republish_all()
         await self.services.reevaluate_waiting()
         for name in sorted(changed_pools):

@@ -45,7 +45,7 @@ class BfdProfileHandler:
             if ref is None:
                 continue
             profile = spec.bfd_profile
-            if not profile or profile in state.bfd_profiles:
+            if not profile or profile in state.all_bfd_profiles():
                 state.events.forget_topic(ref, TOPIC)
                 continue
             message = (

@@ -93,6 +93,10 @@ class OperatorState:
     def all_peers(self) -> dict[str, BGPPeerSpec]:
         return {**self.legacy.peers, **self.peers}
 
+    def all_bfd_profiles(self) -> dict[str, BFDProfileSpec]:
+        """The legacy ConfigMap's bfd-profiles and the BFDProfile objects; an object of the same name wins."""
+        return {**self.legacy.bfd_profiles, **self.bfd_profiles}
+
     def l2_specs(self) -> dict[str, L2AdvertisementSpec]:
         return {
             name: s
@@ -133,7 +137,7 @@ class OperatorState:
             self.namespace,
             self.node_addresses,
             self.pool_addresses(),
-            self.bfd_profiles,
+            self.all_bfd_profiles(),
             self.aliases(),
         )
         self.publisher.set_global(config)
