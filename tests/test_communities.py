@@ -12,7 +12,7 @@ from ironlb.api.community import ALIAS_PATTERN
 from ironlb.api.events import ObjectRef
 from ironlb.api.kube import KubeClient
 from ironlb.operator.controller import Controller
-from ironlb.operator.speakerconfig import community_aliases, global_config, resolve_communities
+from ironlb.operator.speakerconfig import community_aliases, global_config, apply_aliases
 
 NS = "ironlb-system"
 
@@ -34,7 +34,7 @@ def test_aliases_resolve_literals_stay_and_the_first_object_by_name_wins() -> No
         a=[{"name": "vpn-only", "value": "64512:1"}, {"name": "BIG", "value": "large:64512:1:2"}],
     )
     assert aliases == {"vpn-only": "64512:1", "BIG": "large:64512:1:2"}
-    assert resolve_communities(["vpn-only", "no-export", "64512:1", "BIG", "typo"], aliases) == (
+    assert apply_aliases(["vpn-only", "no-export", "64512:1", "BIG", "typo"], aliases) == (
         ("64512:1", "no-export", "large:64512:1:2"),
         ("typo",),
     )

@@ -112,7 +112,7 @@ def community_aliases(communities: Mapping[str, CommunitySpec]) -> dict[str, str
     return aliases
 
 
-def resolve_communities(
+def apply_aliases(
     communities: Sequence[str] | None, aliases: Mapping[str, str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(the communities with aliases replaced by their values, the names no Community defines)."""
@@ -131,7 +131,7 @@ def _bgp_advertising(
     name: str, spec: BGPAdvertisementSpec, nodes: Mapping[str, Labels], aliases: Mapping[str, str]
 ) -> BGPAdvertising | None:
     """The advertisement as speakers use it; None (not in force) while it names an unknown alias."""
-    communities, unknown = resolve_communities(spec.communities, aliases)
+    communities, unknown = apply_aliases(spec.communities, aliases)
     if unknown:
         return None
     return BGPAdvertising(

@@ -14,7 +14,7 @@ from ironlb.api.kube import ApiError, custom_path
 from ..conditions import now
 from ..passwords import gather, passwords_secret
 from ..poolstatus import advertisement_status
-from ..speakerconfig import resolve_communities
+from ..speakerconfig import apply_aliases
 from .state import Body, OperatorState
 
 log = logging.getLogger("ironlb.operator")
@@ -130,7 +130,7 @@ class AdvertisementHandler:
             ]
             unknown: tuple[str, ...] = ()
             if isinstance(spec, BGPAdvertisementSpec):
-                unknown = resolve_communities(spec.communities, state.aliases())[1]
+                unknown = apply_aliases(spec.communities, state.aliases())[1]
             previous = (body.get("status") or {}).get("conditions") or []
             generation = body["metadata"].get("generation")
             status = advertisement_status(missing, previous, generation, now(), unknown)
