@@ -12,7 +12,7 @@ from ironlb.api.community import ALIAS_PATTERN
 from ironlb.api.events import ObjectRef
 from ironlb.api.kube import KubeClient
 from ironlb.operator.controller import Controller
-from ironlb.operator.speakerconfig import community_aliases, global_config, apply_aliases
+from ironlb.operator.speakerconfig import apply_aliases, community_aliases, global_config
 
 NS = "ironlb-system"
 
