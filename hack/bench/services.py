@@ -18,27 +18,33 @@ from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.endpoints import ready_endpoint_slice
 
 
-def lb_service(name: str, namespace: str) -> dict[str, object]:
-    """A LoadBalancer Service ``name`` selecting the pods labelled ``app: name``."""
+def lb_service(name: str, namespace: str, selector: bool = True) -> dict[str, object]:
+    """A LoadBalancer Service ``name`` selecting the pods labelled ``app: name`` (or none: selector-less)."""
+    spec: dict[str, object] = {
+        "type": "LoadBalancer",
+        "ipFamilies": ["IPv6"],
+        "ipFamilyPolicy": "SingleStack",
+        "ports": [{"port": 80}],
+        "allocateLoadBalancerNodePorts": False,
+    }
+    if selector:
+        spec["selector"] = {"app": name}
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "type": "LoadBalancer",
-            "ipFamilies": ["IPv6"],
-            "ipFamilyPolicy": "SingleStack",
-            "selector": {"app": name},
-            "ports": [{"port": 80}],
-            "allocateLoadBalancerNodePorts": False,
-        },
+        "spec": spec,
     }
 
 
-def create_service(kube: KubeClient, namespace: str, name: str, ready_endpoint: bool = False) -> None:
+def create_service(
+    kube: KubeClient, namespace: str, name: str, ready_endpoint: bool = False, selector: bool = True
+) -> None:
     """POST ``lb_service(name, namespace)``; with ``ready_endpoint``, then an EndpointSlice giving it one
-    (speakers announce only Services with a ready endpoint; the operator's benchmarks need none)."""
-    kube.request("POST", f"/api/v1/namespaces/{namespace}/services", lb_service(name, namespace))
+    (speakers announce only Services with a ready endpoint; the operator's benchmarks need none). Without
+    ``selector`` the EndpointSlice controller leaves the Service alone: for a Service with a selector and no
+    pods it writes a placeholder slice, at its own pace (20 writes/s), long after the Services exist."""
+    kube.request("POST", f"/api/v1/namespaces/{namespace}/services", lb_service(name, namespace, selector))
     if ready_endpoint:
         kube.request(
             "POST",
@@ -48,14 +54,19 @@ def create_service(kube: KubeClient, namespace: str, name: str, ready_endpoint: 
 
 
 def create_services(
-    kube: KubeClient, namespace: str, names: list[str], threads: int, ready_endpoints: bool = False
+    kube: KubeClient,
+    namespace: str,
+    names: list[str],
+    threads: int,
+    ready_endpoints: bool = False,
+    selector: bool = True,
 ) -> dict[str, float]:
     """Create the Services ``names`` from ``threads`` threads at once; when each was sent (perf_counter)."""
     posted: dict[str, float] = {}
 
     def create(name: str) -> None:
         posted[name] = time.perf_counter()
-        create_service(kube, namespace, name, ready_endpoint=ready_endpoints)
+        create_service(kube, namespace, name, ready_endpoint=ready_endpoints, selector=selector)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(create, names))

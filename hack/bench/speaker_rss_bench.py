@@ -59,7 +59,10 @@ def main(count: int) -> None:
             time.sleep(10)
             print(f"speaker RSS idle ({announced()} IPs): {rss_mib(pid):.1f} MiB", flush=True)
             began = time.monotonic()
-            create_services(kube, NAMESPACE, [f"svc-{n:04d}" for n in range(count)], 8, ready_endpoints=True)
+            names = [f"svc-{n:04d}" for n in range(count)]
+            # selector-less, each with its own EndpointSlice: no controller writes placeholder slices into the
+            # idle minute (it would measure their watch events, not an idle speaker)
+            create_services(kube, NAMESPACE, names, 8, ready_endpoints=True, selector=False)
             while (owned := announced()) < count:
                 if time.monotonic() - began > 600:
                     raise TimeoutError(f"the speaker announces {owned} of {count} IPs")
