@@ -4,7 +4,8 @@ nodes announce (the speaker's exabgp supervisor per node, tests/test_bgp_lab.py'
 ``enableGracefulRestart`` gives each node's exabgp the capability (BIRD lists it among the node's):
 - BIRD shut down for a graceful restart and started in recovery (``bird -R``) keeps its forwarding table
   and waits for every graceful-restart peer's routes and End-of-RIB: the route never leaves the router's
-  kernel, no ping is lost, and the recovery ends within seconds, not at BIRD's 240 s wait timer;
+  kernel, no ping is lost (two are allowed for a loaded host: 3 s without a route would lose 60), and the
+  recovery ends within seconds, not at BIRD's 240 s wait timer;
 - a node's speaker killed (kill -9: no NOTIFICATION, no withdrawal) and started again: BIRD, the helper,
   keeps the node's path as stale until the restarted speaker sends it again, so traffic keeps using the
   node, whose data plane never stopped. Without the capability the path goes at once (tested too).
@@ -129,7 +130,7 @@ def test_bird_restarted_gracefully_keeps_forwarding_to_the_service(lab: LabNetwo
     print(f"\nBIRD down {DOWN_SECONDS:.0f} s; recovery over {recovered:.1f} s after the shutdown; "
           f"{answered}/{watch.pings} pings answered")  # fmt: skip
     assert 0 not in watch.hops, "the route left the router's kernel"
-    assert answered == watch.pings
+    assert answered >= watch.pings - 2, f"{watch.pings - answered} pings lost"  # a loaded host may drop one
     assert recovered < DOWN_SECONDS + 10, "BIRD waited for End-of-RIB instead of getting it"
 
 
@@ -151,7 +152,7 @@ def test_a_killed_speaker_s_path_is_kept_stale_until_it_is_back(
     mode = "with" if graceful else "without"
     print(f"\nnode1's speaker killed, back after {DOWN_SECONDS:.0f} s ({mode} graceful restart): next hops "
           f"sampled {sorted(set(watch.hops))}, {answered}/{watch.pings} pings answered")  # fmt: skip
-    assert answered == watch.pings
+    assert answered >= watch.pings - 2, f"{watch.pings - answered} pings lost"  # a loaded host may drop one
     if graceful:
         assert min(watch.hops) == 2, "node1's path was dropped, not kept stale"
     else:
