@@ -91,7 +91,9 @@ def monitored(
             )
             namespace = cluster.new_namespace(labels=MINE["matchLabels"])
             for name, pool in (("web", "l2-pool"), ("only-one", "tiny"), ("routed", "bgp-pool")):
-                cluster.service(namespace, name, annotations={"ironlb.io/address-pool": pool})
+                cluster.service(
+                    namespace, name, annotations={"ironlb.io/address-pool": pool}, ready_endpoint=True
+                )
                 cluster.wait_ingress(namespace, name, timeout=60)
             wait_until(
                 lambda: "2/2" in l2.plane.kubectl("get", "bgppeers", "-n", NAMESPACE).stdout,
