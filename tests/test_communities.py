@@ -8,7 +8,7 @@ import asyncio
 from typing import Any, cast
 
 from ironlb.api import BGPAdvertisementSpec, CommunitySpec
-from ironlb.api.community import ALIAS_PATTERN
+from ironlb.api.advertisements import ALIAS_PATTERN
 from ironlb.api.events import ObjectRef
 from ironlb.api.kube import KubeClient
 from ironlb.operator.controller import Controller

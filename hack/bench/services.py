@@ -15,7 +15,7 @@ from typing import Any
 
 from ironlb.api.kube import KubeClient
 from ironlb_lab.controlplane import ControlPlane
-from ironlb_lab.endpoints import ready_endpoint_slice
+from ironlb_lab.endpoints import post_ready_endpoint, ready_endpoint_slice
 
 
 def lb_service(name: str, namespace: str, selector: bool = True) -> dict[str, object]:
@@ -46,11 +46,7 @@ def create_service(
     pods it writes a placeholder slice, at its own pace (20 writes/s), long after the Services exist."""
     kube.request("POST", f"/api/v1/namespaces/{namespace}/services", lb_service(name, namespace, selector))
     if ready_endpoint:
-        kube.request(
-            "POST",
-            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
-            ready_endpoint_slice(namespace, name, family=6),
-        )
+        post_ready_endpoint(kube, namespace, name, family=6)
 
 
 def create_services(

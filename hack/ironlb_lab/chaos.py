@@ -29,7 +29,7 @@ from ironlb.api.informer import Informer
 from ironlb.api.kube import ApiError, KubeClient
 
 from .controlplane import ControlPlane
-from .endpoints import family_of, ready_endpoint_slice
+from .endpoints import family_of, post_ready_endpoint
 from .faults import FaultInjector
 from .invariants import InvariantChecker, Json
 from .l2lab import L2Lab
@@ -146,11 +146,8 @@ class Chaos:
         """Create a Service and its ready endpoint (without one, speakers would rightly stay silent and the
         wire checks would check nothing)."""
         self.kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/services", manifest)
-        slice_of = ready_endpoint_slice(NAMESPACE, manifest["metadata"]["name"], family=family_of(manifest))
         with contextlib.suppress(ApiError):  # kept from an earlier Service of that name
-            self.kube.request(
-                "POST", f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices", slice_of
-            )
+            post_ready_endpoint(self.kube, NAMESPACE, manifest["metadata"]["name"], family_of(manifest))
 
     # ------------------------------------------------------------------------------------------- churn
     def churn(self) -> None:

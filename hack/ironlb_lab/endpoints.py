@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ironlb.api.kube import KubeClient
+
 Json = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
@@ -38,3 +40,9 @@ def family_of(service: Json) -> int:
     """The family of a Service manifest's first (or only) IP family: its endpoint's."""
     families = (service.get("spec") or {}).get("ipFamilies") or ["IPv4"]
     return 6 if families[0] == "IPv6" else 4
+
+
+def post_ready_endpoint(kube: KubeClient, namespace: str, service: str, family: int = 4) -> None:
+    """Create ``ready_endpoint_slice`` for a Service through the API (an ApiError if it exists)."""
+    slice_of = ready_endpoint_slice(namespace, service, family=family)
+    kube.request("POST", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", slice_of)

@@ -59,7 +59,8 @@ _LARGE = (
     f"(self.matches('^large:[0-9]{{1,10}}:[0-9]{{1,10}}:[0-9]{{1,10}}$')"
     f" && {_uint_fields_at_most('self', range(1, 4), UINT32_MAX)})"
 )
-_WELL_KNOWN = "self in [" + ", ".join(f"'{name}'" for name in WELL_KNOWN_COMMUNITIES) + "]"
+IS_WELL_KNOWN = "self in [" + ", ".join(f"'{name}'" for name in WELL_KNOWN_COMMUNITIES) + "]"  # CEL
+ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"  # a Community alias's name
 
 Community = Annotated[
     str,
@@ -68,7 +69,7 @@ Community = Annotated[
         max_length=40,
         json_schema_extra=validations(
             cel(
-                f"{_STANDARD} || {_LARGE} || {_WELL_KNOWN}",
+                f"{_STANDARD} || {_LARGE} || {IS_WELL_KNOWN}",
                 "'\"' + self + '\" is not a community: use ASN:VALUE (each 0-65535), "
                 "large:GLOBAL:DATA1:DATA2 (each 0-4294967295) or a well-known name such as no-export'",
             )
@@ -77,7 +78,6 @@ Community = Annotated[
 ]
 
 
-_ALIAS = "self.matches('^[A-Za-z][A-Za-z0-9_.-]*$')"  # community.ALIAS_PATTERN (that module imports this)
 CommunityOrAlias = Annotated[
     str,
     Field(
@@ -85,7 +85,7 @@ CommunityOrAlias = Annotated[
         max_length=63,
         json_schema_extra=validations(
             cel(
-                f"{_STANDARD} || {_LARGE} || {_WELL_KNOWN} || {_ALIAS}",
+                f"{_STANDARD} || {_LARGE} || {IS_WELL_KNOWN} || self.matches('{ALIAS_PATTERN}')",
                 "'\"' + self + '\" is neither a community nor an alias: use ASN:VALUE (each 0-65535), "
                 "large:GLOBAL:DATA1:DATA2 (each 0-4294967295), a well-known name such as no-export, or the "
                 "name of an alias in a Community object (a letter, then letters, digits, _ . -)'",

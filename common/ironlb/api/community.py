@@ -11,11 +11,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .advertisements import WELL_KNOWN_COMMUNITIES, Community
+from .advertisements import ALIAS_PATTERN, IS_WELL_KNOWN, Community
 from .common import ApiModel, StatusBase, cel, validations
-
-ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
-_WELL_KNOWN_LIST = "[" + ", ".join(f"'{name}'" for name in WELL_KNOWN_COMMUNITIES) + "]"
 
 AliasName = Annotated[
     str,
@@ -25,7 +22,7 @@ AliasName = Annotated[
         pattern=ALIAS_PATTERN,
         json_schema_extra=validations(
             cel(
-                f"!(self in {_WELL_KNOWN_LIST})",
+                f"!({IS_WELL_KNOWN})",
                 "'\"' + self + '\" is a well-known community already: an alias may not redefine it'",
             )
         ),

@@ -116,9 +116,11 @@ class AdvertisementHandler:
         self.state.refresh_global()
 
     async def flush_statuses(self) -> None:
-        """Say on each advertisement whether the pools it names exist (only when that changed)."""
+        """Say on each advertisement whether the pools and community aliases it names exist (only when that
+        changed)."""
         state = self.state
         dirty, state.dirty_advertisements = state.dirty_advertisements, set()
+        aliases = state.aliases()
         for key in sorted(dirty):
             body, spec = state.advertisement_bodies.get(key), state.advertisements.get(key)
             if body is None or spec is None:
@@ -130,7 +132,7 @@ class AdvertisementHandler:
             ]
             unknown: tuple[str, ...] = ()
             if isinstance(spec, BGPAdvertisementSpec):
-                unknown = apply_aliases(spec.communities, state.aliases())[1]
+                unknown = apply_aliases(spec.communities, aliases)[1]
             previous = (body.get("status") or {}).get("conditions") or []
             generation = body["metadata"].get("generation")
             status = advertisement_status(missing, previous, generation, now(), unknown)
