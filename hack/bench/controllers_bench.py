@@ -15,7 +15,6 @@ admin's kubeconfig, its CRDs from its module.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,17 +29,12 @@ from ironlb_lab.operator import OperatorProcess
 
 from bench.operator_bench import NAMESPACE, IngressWatcher
 from bench.services import create_service, create_services
-from bench.stats import percentile, rss_mib
+from bench.stats import cpu_seconds, percentile, rss_mib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POOL = "2001:db8:1000::/112"
 IDLE_SECONDS = 30.0
 Results = dict[str, float]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 @contextmanager

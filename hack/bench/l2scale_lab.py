@@ -26,7 +26,6 @@ Ends with a ``key: value`` summary block.
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 import re
 import sys
@@ -51,13 +50,12 @@ from ironlb_lab.network import Host, exit_on_sigterm
 from ironlb_lab.podrunner import RunningPod
 
 from bench.services import create_services
-from bench.stats import percentile
+from bench.stats import percentile, tree_cpu_seconds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
 SYSTEM = "ironlb-system"
 POOL_BASE = "2001:db8:300::"  # inside the lab's on-link 2001:db8:300::/64
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 ANNOUNCING = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \S+ \S+ announcing (\S+) \((.*?)\) from node (\S+)$", re.M
 )  # the speaker's log format: "%(asctime)s %(name)s %(levelname)s %(message)s" (local time)
@@ -68,15 +66,6 @@ FAILOVER_WINDOW = 10.0  # seconds the client watches an IP after the kill
 def pool_cidr(ips: int) -> str:
     """A pool for ``ips`` addresses: a /112 (65,536), larger only when it must be."""
     return f"{POOL_BASE}/{128 - max(16, (ips + 1).bit_length())}"
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def udp_counters(node: Host) -> dict[str, int]:
@@ -105,6 +94,7 @@ def speaker_metric(node: Host, name: str) -> float:
 
 HELD_DEAD = re.compile(r" node \S+ held dead ")
 SELF_STALL = re.compile(r"heartbeat loop stalled for (\d+) ms")
+HUNG_LOOP = re.compile(r"the speaker's loop has not run for \d+ ms")
 
 
 def timed_announcements(log: Path, offset: int) -> list[tuple[float, ipaddress.IPv6Address, str]]:
@@ -224,7 +214,7 @@ class Scale:
         return Sample(
             pid=pod.process.pid,
             restarts=pod.restarts,
-            cpu=cpu_seconds(pod.process.pid),
+            cpu=tree_cpu_seconds(pod.process.pid),
             udp=udp_counters(host),
             throttle=throttling(pod.cgroup) if pod.cgroup is not None else {},
             log_offset=size(pod.directory / "container.log"),
@@ -331,6 +321,7 @@ class Scale:
                     "deaths": sum(len(HELD_DEAD.findall(text)) for text in texts),
                     "stalls": len(stalls),
                     "longest_stall_ms": max(stalls, default=0.0),
+                    "hung": sum(len(HUNG_LOOP.findall(text)) for text in texts),
                 }
             if time.monotonic() - reported > 10:
                 reported = time.monotonic()
@@ -639,6 +630,8 @@ def run(
     summary["startup_self_stalls_logged"] = (
         f"{settled['stalls']:.0f} (longest {settled['longest_stall_ms']:.0f} ms)"
     )
+    # a speaker loop that did not run for 2 s: its heartbeat process stopped so that peers take over
+    summary["startup_hung_speaker_loops_logged"] = f"{settled['hung']:.0f}"
     summary["servicel2status_after_settle"] = (
         f"{settled['statuses']:.0f} of {count} ({settled['wrong']:.0f} naming another node)"
     )

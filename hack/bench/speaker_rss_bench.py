@@ -8,7 +8,6 @@ documentation IPv4 ranges are /24s, too small for 1,000 ClusterIPs or load-balan
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import sys
@@ -21,17 +20,11 @@ from ironlb_lab.controlplane import ControlPlane
 from ironlb_lab.l2lab import L2Lab
 
 from bench.services import create_services
-from bench.stats import hwm_mib, rss_mib
+from bench.stats import hwm_mib, process_tree, rss_mib, tree_cpu_seconds, tree_rss_mib
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "bench"
 IDLE_SECONDS = 60  # CPU is sampled over this long once every IP is announced and reported
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (/proc/PID/stat, clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(count: int) -> None:
@@ -57,7 +50,7 @@ def main(count: int) -> None:
                 return int(float(match.group(1))) if match else -1
 
             time.sleep(10)
-            print(f"speaker RSS idle ({announced()} IPs): {rss_mib(pid):.1f} MiB", flush=True)
+            print(f"speaker RSS idle ({announced()} IPs): {tree_rss_mib(pid):.1f} MiB", flush=True)
             began = time.monotonic()
             names = [f"svc-{n:04d}" for n in range(count)]
             # selector-less, each with its own EndpointSlice: no controller writes placeholder slices into the
@@ -80,12 +73,15 @@ def main(count: int) -> None:
             answered = sum(lab.ndp(f"2001:db8:300::{n:x}") == node.mac() for n in sample)
             print(f"NDP from the client: {answered} of 20 sampled IPs answered by node1")
             print(
-                f"speaker RSS with {owned} owned IPs: {rss_mib(pid):.1f} MiB (peak {hwm_mib(pid):.1f} MiB)",
+                f"speaker RSS with {owned} owned IPs: {tree_rss_mib(pid):.1f} MiB "
+                f"(peak {hwm_mib(pid):.1f} MiB of the speaker process; processes: "
+                + ", ".join(f"{member} {rss_mib(member):.1f} MiB" for member in process_tree(pid))
+                + ")",
                 flush=True,
             )
-            used = cpu_seconds(pid)
+            used = tree_cpu_seconds(pid)
             time.sleep(IDLE_SECONDS)
-            idle = (cpu_seconds(pid) - used) / IDLE_SECONDS
+            idle = (tree_cpu_seconds(pid) - used) / IDLE_SECONDS
             print(f"speaker CPU idle with {owned} owned IPs over {IDLE_SECONDS} s: {idle:.2%} of one core")
 
 

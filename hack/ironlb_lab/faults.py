@@ -70,6 +70,7 @@ class FaultInjector:
             "unplug-node": self._unplug,
             "kill-leader": self._kill_leader,
             "kill-speaker": self._kill_speaker,
+            "freeze-speaker": self._freeze_speaker,
         }
 
     def inject(self, kind: str | None = None) -> Fault:
@@ -140,6 +141,26 @@ class FaultInjector:
         pod = self.rng.choice(pods) if pods else None
         self._kill(pod)
         return Fault("kill-speaker", pod.node.role if pod else "none", 0, _nothing, False)
+
+    def _freeze_speaker(self) -> Fault:
+        """SIGSTOP of a speaker's own process, its heartbeat process left running: a hung speaker. Held for
+        1-6 s, on both sides of the 2 s after which its heartbeats stop and its peers take its IPs; resumed,
+        it must answer nothing until they have heard it again (invariant 4)."""
+        pods = [
+            pod for pod in self._pods(SPEAKER_NAME) if pod.process is not None and pod.process.poll() is None
+        ]
+        if not pods:
+            return Fault("freeze-speaker", "none", 0, _nothing, False)
+        pod = self.rng.choice(pods)
+        assert pod.process is not None
+        process = pod.process
+        process.send_signal(signal.SIGSTOP)
+
+        def thaw() -> None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+
+        return Fault("freeze-speaker", pod.node.role, self.rng.uniform(1, 6), thaw, True)
 
     def _pods(self, name: str) -> list[RunningPod]:
         prefix = f"{self.lab.namespace}/{name}-"

@@ -1,10 +1,11 @@
-"""Background work paced under the container's CPU quota, so that the heartbeat thread is never throttled.
+"""Background work paced under the container's CPU quota, so that heartbeats and ARP/NDP answers are never
+throttled.
 
 Under a CFS quota (a CPU limit), once a period's quota is spent the kernel stops every thread of the
-container until the next period, the heartbeat thread included. A burst of watch events or status writes
-then silences the node for longer than its peers wait, and they take its IPs over (a false takeover).
-With a quota the total work a speaker can do is capped anyway: pacing only decides who waits, the
-background work rather than the heartbeats.
+container until the next period, the heartbeat process included (it shares the pod's cgroup). A burst of
+watch events or status writes then silences the node for longer than its peers wait, and they take its
+IPs over (a false takeover). With a quota the total work a speaker can do is capped anyway: pacing only
+decides who waits, the background work rather than the heartbeats.
 
 Each background thread calls ``spend()`` after a unit of work. The CPU time its thread used since its last
 call is taken from a bucket shared by all of them, refilled at ``share`` of the quota, and the thread sleeps

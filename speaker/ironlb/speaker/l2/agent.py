@@ -1,5 +1,6 @@
 """Layer 2 mode inside the speaker's loop: heartbeats in and out, the election of each IP's owner (pure), and
-the responders that answer ARP/NDP for the IPs this node wins and announce the ones it takes over.
+the responders that answer ARP/NDP for the IPs this node wins and announce the ones it takes over. The
+heartbeats themselves run in a process of their own (``heartbeat``), which no work of this one can stall.
 
 Who announces what is reported (ServiceL2Status objects and an event, ``report``) off the loop, so the loop
 never waits for the API server while heartbeats matter most.
@@ -17,9 +18,8 @@ from prometheus_client import Counter, Gauge
 
 from ..settings import SettingsFile
 from ..state import Snapshot
-from .heartbeat import HeartbeatLoop, HeartbeatSocket, boot_id
+from .heartbeat_process import HeartbeatProcess
 from .link import LinkWatch
-from .membership import Membership
 from .owners import OwnerIndex
 from .ownership import answering_interfaces, l2_eligible, owned_ips
 from .report import AnnouncementReporter
@@ -60,10 +60,10 @@ class L2Agent:
         self.node, self.primary, self.settings = node, primary, settings
         self.responders = Responders()
         self.responders.get(primary)
-        members = Membership(node, boot_id(), interval=tick, timeout=max(0.3, 6 * tick))
-        sock = HeartbeatSocket(settings.current.heartbeat_port)
-        self.heartbeats = HeartbeatLoop(sock, members, key).start()
-        self.link = LinkWatch(primary, hold_down=members.timeout)
+        self.heartbeats = HeartbeatProcess(
+            node, settings.current.heartbeat_port, key, interval=tick, timeout=max(0.3, 6 * tick)
+        ).start()
+        self.link = LinkWatch(primary, hold_down=self.heartbeats.timeout)
         self.next_refresh = now + settings.current.gratuitous_refresh_seconds
         self.announced: dict[IPAddress, str] = {}
         self.owners = OwnerIndex()
@@ -79,8 +79,9 @@ class L2Agent:
         )
 
     def step(self, snapshot: Snapshot, now: float) -> None:
-        """Answer for exactly the IPs this node wins now (heartbeats come and go on their own thread). Only
+        """Answer for exactly the IPs this node wins now (heartbeats come and go in their own process). Only
         what changed is re-elected; a tick with nothing changed costs nothing per IP."""
+        self.heartbeats.loop_ran(now)
         if snapshot.version != self._snapshot_version:
             self._snapshot_version = snapshot.version
             self.heartbeats.set_peers(snapshot.config.node_addresses)
@@ -94,7 +95,7 @@ class L2Agent:
         self._count_unanswered()
         doubted = self.heartbeats.doubted()
         if doubted != self._doubted:  # peers held this node dead: once they have handed back, claim again
-            self._doubted, self._reassert_at = doubted, now + self.heartbeats.membership.timeout * 2
+            self._doubted, self._reassert_at = doubted, now + self.heartbeats.timeout * 2
         if self._reassert_at is not None and now >= self._reassert_at:
             self._reassert_at = None
             self._reassert()

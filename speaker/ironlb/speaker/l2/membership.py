@@ -33,6 +33,18 @@ UNKNOWN = bytes(16)  # the boot named by a down report on a node never heard of
 Outgoing = list[tuple[list[str], Message]]  # (destinations, message)
 
 
+def stall_limit(interval: float, timeout: float) -> float:
+    """How long a node's membership may go unticked before its peers may be about to take over: it sends a
+    heartbeat before their ``timeout`` runs out."""
+    return timeout - interval
+
+
+def claimable(now: float, last_tick: float, claim_after: float, limit: float) -> bool:
+    """May a node claim IPs at ``now``: its membership ticked within ``limit`` (its stall limit) and is past
+    any hold after a stall (``Membership.may_claim``, also read across processes)."""
+    return now - last_tick <= limit and now >= claim_after
+
+
 def ring_position(node: str) -> bytes:
     return hashlib.sha256(node.encode()).digest()
 
@@ -133,14 +145,17 @@ class Membership:
     def stall_limit(self) -> float:
         """How long ``tick`` may go unrun before peers may be about to take over (a heartbeat before the
         timeout)."""
-        return self.timeout - self.interval
+        return stall_limit(self.interval, self.timeout)
 
     def may_claim(self, now: float) -> bool:
         """False while this node's own loop is stalled past ``stall_limit`` and, after such a stall, until
         its peers have heard it again and handed its IPs back."""
-        if self._last_tick is None or now - self._last_tick > self.stall_limit:
-            return False
-        return now >= self._claim_after
+        return claimable(now, *self.claim_window(), self.stall_limit)
+
+    def claim_window(self) -> tuple[float, float]:
+        """(last tick, claim after): what ``may_claim`` decides from, for a process that asks without
+        running the membership itself."""
+        return float("-inf") if self._last_tick is None else self._last_tick, self._claim_after
 
     # ---------------------------------------------------------------------------------------- changing
     def configure(self, nodes: Iterable[str]) -> None:
@@ -168,7 +183,7 @@ class Membership:
         if gap > self.timeout / 2:  # what queued meanwhile is read after this tick: hear it first
             self._watching = dict.fromkeys(self._watching, now)
         if gap > self.stall_limit:
-            self._claim_after = now + self.timeout + self.interval
+            self.hold(now)
             self.stalls.append(gap)
         self._last_tick = now
         if self._started is None:
@@ -190,6 +205,11 @@ class Membership:
             heartbeat = Message(self.me, self.boot, self._stamp(sequence), syncing=syncing)
             outgoing.append((self._heartbeat_targets(), heartbeat))
         return outgoing
+
+    def hold(self, now: float) -> None:
+        """Claim nothing until peers have heard this node for a timeout: after a stall, or in a heartbeat
+        process that replaces one that fell silent (peers may hold this node dead and answer for its IPs)."""
+        self._claim_after = max(self._claim_after, now + self.timeout + self.interval)
 
     def leave(self, sequence: int) -> Outgoing:
         """A goodbye to every node, so that they take over at once instead of after a timeout."""
