@@ -32,7 +32,7 @@ import json, logging, sys, threading, time
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 from ironlb.speaker.l2.heartbeat_process import HeartbeatProcess
 node, addresses = sys.argv[1], dict(a.split("=") for a in sys.argv[2].split(","))
-seconds, busy, hung_after = float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+seconds, busy, hung_after, work = float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
 sys.stdin.readline()  # (the test moves this process into a cgroup first)
 heartbeats = HeartbeatProcess(node, 17946, b"k" * 32, hung_after=hung_after).start()
 heartbeats.set_peers(addresses)
@@ -47,8 +47,13 @@ def parse_forever():  # what watch threads do with a burst of events: pure Pytho
 for _ in range(busy):
     threading.Thread(target=parse_forever, daemon=True).start()
 print("started", heartbeats.process.pid, flush=True)
-end = time.monotonic() + seconds
+end, work_at = time.monotonic() + seconds, time.monotonic() + 1.0
 while (now := time.monotonic()) < end:  # the speaker's loop
+    if work and now >= work_at:  # computing without a tick, as a first election of thousands of IPs
+        while time.monotonic() < now + work:
+            sum(range(1000))
+        work = 0
+        continue
     heartbeats.loop_ran(now)
     version, alive = heartbeats.alive()
     print(",".join(sorted(alive)), round(now, 3), int(heartbeats.may_claim(now)), flush=True)
@@ -65,14 +70,15 @@ def start_probe(
     hung_after: float = 2.0,
     cgroup: Path | None = None,
     wait: bool = True,
+    work: float = 0.0,
 ) -> tuple[subprocess.Popen[str], int]:
     """A speaker's heartbeats (``HeartbeatProcess``) and a loop standing for its own, in ``host``'s namespace
-    (``busy`` threads parsing JSON besides); returns the probe and its heartbeat process's PID (0 unless
-    ``wait``: then see ``started``)."""
+    (``busy`` threads parsing JSON besides; ``work`` seconds of computing without a tick 1 s in); returns
+    the probe and its heartbeat process's PID (0 unless ``wait``: then see ``started``)."""
     probe = subprocess.Popen(
         [
             *("ip", "netns", "exec", host.namespace, sys.executable, "-c", PROBE, host.role, addresses),
-            *(str(seconds), str(busy), str(hung_after)),
+            *(str(seconds), str(busy), str(hung_after), str(work)),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -218,7 +224,7 @@ def test_a_hung_speaker_loop_stops_the_heartbeats_and_claims_only_once_heard_aga
         probe.kill()
         probe.wait()
     assert any(stopped + 0.5 < at < stopped + 0.9 for at in arrivals), "a slow loop must not silence the node"
-    silent = [at for at in arrivals if stopped + 1.15 < at < resumed]
+    silent = [at for at in arrivals if stopped + 1.45 < at < resumed]  # (its CPU time is read every 0.25 s)
     assert not silent, f"heartbeats {[round(at - stopped, 2) for at in silent]} s after the loop hung"
     assert any(at > resumed + 0.1 for at in arrivals), "heartbeats resume with the loop"
     after = [(at, claim) for _, at, claim in views(out) if at > resumed]
@@ -226,6 +232,25 @@ def test_a_hung_speaker_loop_stops_the_heartbeats_and_claims_only_once_heard_aga
     first_claim = next(at for at, claim in after if claim)
     assert 0.3 < first_claim - resumed < 1.5, first_claim - resumed
     assert "the speaker's loop has not run for" in err, err
+
+
+def test_a_speaker_loop_that_computes_for_long_is_busy_not_hung(lab: LabNetwork) -> None:
+    """3 s of computing without a tick (hung_after is 1 s here): the loop's thread uses the CPU, so it is
+    busy, not hung. Heartbeats go on, nothing moves, and it claims as soon as it ticks again."""
+    probe, _ = start_probe(lab.node(1), _addresses(lab), 6, hung_after=1.0, work=3.0)
+    try:
+        with receiving(lab.client) as receiver:
+            arrivals = heartbeats_heard(receiver, 5.0)
+        out, err = probe.communicate(timeout=20)
+    finally:
+        probe.kill()
+        probe.wait()
+    longest = max(gaps(arrivals), default=float("inf"))
+    assert longest < 0.25, f"a {longest * 1000:.0f} ms silence while the loop computed"
+    assert "has not run for" not in err, err
+    seen = views(out)
+    assert seen[-1][1] - seen[0][1] > 4.0, "the loop ran again after its work"
+    assert all(claim for _, at, claim in seen if at > seen[0][1] + 0.5), "claims throughout"
 
 
 def test_a_heartbeat_process_that_dies_is_replaced_and_claims_nothing_meanwhile(lab: LabNetwork) -> None:

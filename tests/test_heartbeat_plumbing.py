@@ -42,21 +42,27 @@ def test_a_new_record_pair_claims_nothing_and_its_loop_has_just_run() -> None:
         stamps.close()
 
 
-def test_a_writer_frozen_mid_write_reads_as_the_safe_answer() -> None:
-    """An odd sequence is a write under way: after its tries the reader says "cannot claim" and "the loop
-    has not run", never the half-written values."""
+def test_a_writer_stopped_mid_write_reads_as_its_last_whole_record() -> None:
+    """An odd sequence is a write under way (its writer throttled or frozen): after its tries the reader
+    takes the last record it read whole, never half-written values; a reader that never read one gets the
+    safe answer ("cannot claim", "the loop has not run")."""
     stamps = SharedStamps.create()
+    fresh = SharedStamps(stamps.fd)
     try:
         stamps.publish_claim(100.0, 0.0)
         stamps.mark_loop(100.0)
-        with Path(f"/proc/self/fd/{stamps.fd}").open("r+b") as raw:  # the frozen writer's view
+        assert (stamps.claim_window(), stamps.loop_ran()) == ((100.0, 0.0), 100.0)
+        with Path(f"/proc/self/fd/{stamps.fd}").open("r+b") as raw:  # the stopped writer's view
             for offset in (CLAIM, LOOP):
                 raw.seek(offset)
                 (sequence,) = struct.unpack("=Q", raw.read(8))
+                raw.seek(offset + 8)
+                raw.write(struct.pack("=dd", 555.0, 555.0))  # half-written
                 raw.seek(offset)
                 raw.write(struct.pack("=Q", sequence + 1))
-        assert stamps.claim_window() == NEVER
-        assert stamps.loop_ran() == float("-inf")
+        assert (stamps.claim_window(), stamps.loop_ran()) == ((100.0, 0.0), 100.0)
+        assert fresh.claim_window() == NEVER
+        assert fresh.loop_ran() == float("-inf")
     finally:
         stamps.close()
 

@@ -202,3 +202,32 @@ def test_a_watcher_that_cannot_hear_one_neighbour_moves_nothing() -> None:
     sim.run_until(10.0)
     held_dead = [(at, observer) for at, observer, dead in sim.changes[start:] if neighbour in dead]
     assert held_dead == [], held_dead[:5]
+
+
+@given(
+    st.integers(2, 12),
+    st.lists(st.tuples(st.integers(0, 11), st.floats(0.0, 0.6)), max_size=20),
+    st.floats(0.0, 1.0),
+)
+def test_ticking_before_next_due_changes_nothing(
+    size: int, heard: list[tuple[int, float]], fraction: float
+) -> None:
+    """The heartbeat process sleeps until ``next_due`` (each wake-up costs CPU): any tick before it must
+    send nothing and change nobody's life, whatever was heard when."""
+    nodes = [f"node{n}" for n in range(size)]
+    members = _members("node0", nodes)
+    now, boots = 100.0, {node: node.encode().ljust(16, b"-") for node in nodes}
+    members.tick(now, int(now * 1e9))
+    for index, delay in sorted(heard, key=lambda pair: pair[1]):
+        sender = nodes[index % size]
+        at = now + delay
+        members.receive(Message(sender, boots[sender], int(at * 1e9)), at)
+        members.tick(at, int(at * 1e9))
+    last = now + max((delay for _, delay in heard), default=0.0)
+    members.tick(last, int(last * 1e9) + 1)
+    due = members.next_due()
+    assert due > last
+    before = (members.version, members.alive(), members.dead())
+    quiet = last + (due - last) * fraction * 0.999
+    assert members.tick(quiet, int(quiet * 1e9) + 2) == []
+    assert (members.version, members.alive(), members.dead()) == before

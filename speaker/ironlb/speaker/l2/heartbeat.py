@@ -31,6 +31,7 @@ from .wire import decode, encode
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 CONFIG_TIMEOUT = 30.0  # seconds the process waits for its configuration before it gives up
+CPU_SAMPLE_EVERY = 0.25  # seconds between reads of the speaker loop's CPU time (a hang is seen this late)
 
 
 def boot_id() -> bytes:
@@ -74,14 +75,45 @@ class HeartbeatSocket:
         self.sock.close()
 
 
+class LoopWatch:
+    """Is the speaker's loop hung? Only if it has not marked the stamps for ``hung_after`` seconds *and* its
+    thread has not run on a CPU meanwhile (``schedstat``: nanoseconds on a CPU): a loop computing for long
+    (the first election of thousands of IPs under a CPU quota) is busy, not hung. Blocked on a lock or a
+    socket, or frozen, it uses no CPU. Without a readable ``schedstat``, silence alone decides."""
+
+    def __init__(self, stamps: SharedStamps, schedstat: Path | None, hung_after: float) -> None:
+        self.stamps, self.schedstat, self.hung_after = stamps, schedstat, hung_after
+        self._cpu: int | None = None
+        self._cpu_changed = float("-inf")
+        self._next_sample = float("-inf")
+
+    def hung_for(self, now: float) -> float | None:
+        """Seconds the loop has been hung, or None while it runs (or merely works)."""
+        if now >= self._next_sample:
+            self._sample(now)
+        silent, idle = now - self.stamps.loop_ran(), now - self._cpu_changed
+        if silent > self.hung_after and idle > self.hung_after:
+            return min(silent, idle)
+        return None
+
+    def _sample(self, now: float) -> None:
+        self._next_sample = now + CPU_SAMPLE_EVERY
+        try:
+            cpu = int(self.schedstat.read_text().split()[0]) if self.schedstat is not None else None
+        except (OSError, ValueError, IndexError):
+            cpu = None
+        if cpu is not None and cpu != self._cpu:
+            self._cpu, self._cpu_changed = cpu, now
+
+
 class HeartbeatLoop:
     """The process's one loop: membership ticked every quarter of an interval and fed what arrives. What the
     speaker needs is published as it changes: the claim window in shared memory (``stamps``), the dead
     nodes, the down reports on this node, stalls and log lines over ``channel``.
 
-    The loop follows the speaker's: once the speaker's loop has not run for ``hung_after`` seconds, no
-    heartbeat goes out (as if this loop had stalled), so that peers take over the IPs of a hung speaker
-    instead of leaving them unanswered."""
+    The loop follows the speaker's: while the speaker's loop is hung (``LoopWatch``), no heartbeat goes out
+    (as if this loop had stalled), so that peers take over the IPs of a hung speaker instead of leaving them
+    unanswered."""
 
     def __init__(
         self,
@@ -90,31 +122,32 @@ class HeartbeatLoop:
         key: bytes,
         channel: Channel,
         stamps: SharedStamps,
-        hung_after: float,
+        speaker_loop: LoopWatch,
     ) -> None:
         self.sock, self.membership, self.key = sock, membership, key
-        self.channel, self.stamps, self.hung_after = channel, stamps, hung_after
+        self.channel, self.stamps, self.speaker_loop = channel, stamps, speaker_loop
         self._addresses: dict[str, str] = {}
         self._reported: tuple[int, int] | None = None  # (membership version, doubted) told to the speaker
         self._dead = frozenset[str]()
         self._hung = False
+        self._busy = False  # the last wait ended with a datagram
 
     def run(self, early: list[Message]) -> int:
         """Until the speaker says stop or leave, or is gone (then this node falls silent, as it did).
         ``early``: what the speaker sent after the configuration, before this loop ran."""
-        pause = self.membership.interval / 4
+        received = early
         while True:
-            for message in [*early, *self.channel.receive()]:
+            for message in received:
                 if not self._obey(message):
                     return 0
-            early = []
             if self.channel.closed:
                 return 0
             try:
-                self._round(pause)
+                received = self._round()
             except Exception:
                 self._log(logging.ERROR, f"heartbeats: {traceback.format_exc()}")
-                time.sleep(pause)
+                time.sleep(self.membership.interval)
+                received = self.channel.receive()
 
     def _obey(self, message: Message) -> bool:
         if "peers" in message and message["peers"] != self._addresses:
@@ -125,44 +158,57 @@ class HeartbeatLoop:
             return False
         return not message.get("stop")
 
-    def _round(self, pause: float) -> None:
-        now = time.monotonic()
-        silent = now - self.stamps.loop_ran()
-        if silent > self.hung_after:
+    def _round(self) -> list[Message]:
+        """Tick, then sleep until the membership has work (``next_due``) or something arrives; returns what
+        the speaker sent meanwhile. Each wake-up costs CPU (tens of µs in a VM, under the pod's quota), so
+        rounds come only when due, and at most every ``interval / 4``: datagrams arriving faster are read
+        together (a silence is then noticed at most that late, as with the fixed ticks this replaced)."""
+        started = time.monotonic()
+        interval = self.membership.interval
+        hung = self.speaker_loop.hung_for(started)
+        if hung is not None:
             if not self._hung:
                 self._hung = True
                 self._log(
                     logging.WARNING,
-                    f"the speaker's loop has not run for {silent * 1000:.0f} ms: no heartbeat goes out until "
+                    f"the speaker's loop has not run for {hung * 1000:.0f} ms: no heartbeat goes out until "
                     "it runs again, so that peers take its IPs over",
                 )
-            self._wait(None, pause)
-            return
+            return self._wait(None, interval / 4)[1]
         self._hung = False
-        outgoing = self.membership.tick(now, time.monotonic_ns())
+        outgoing = self.membership.tick(started, time.monotonic_ns())
         self.stamps.publish_claim(*self.membership.claim_window())
         for gap in self.membership.stalls:
             self.channel.send({"stall": gap})
         self.membership.stalls = []
         self._send(outgoing)
-        if self._wait(self.sock.sock, pause):
+        self._report()
+        rest = started + interval / 4 - time.monotonic()
+        if self._busy and rest > 0:  # datagrams are flowing: let those of the next moments come together
+            time.sleep(rest)
+        until = min(self.membership.next_due(), started + interval)  # (the claim window stays fresh)
+        datagrams, received = self._wait(self.sock.sock, max(0.0, until - time.monotonic()))
+        self._busy = datagrams
+        if datagrams:
             messages = [m for data in self.sock.receive_all() if (m := decode(self.key, data))]
             now = time.monotonic()
             for message in messages:
                 self.membership.receive(message, now)
-        self._report()
+            self._report()  # a death the reports just confirmed: at once, not at the next tick
+        return received
 
-    def _wait(self, datagrams: socket.socket | None, pause: float) -> bool:
-        """Up to ``pause`` for a datagram or the speaker; True when a datagram is waiting."""
+    def _wait(self, datagrams: socket.socket | None, timeout: float) -> tuple[bool, list[Message]]:
+        """Up to ``timeout`` for a datagram or the speaker: (a datagram is waiting, what the speaker sent)."""
         watched: list[socket.socket | Channel] = (
             [self.channel] if datagrams is None else [datagrams, self.channel]
         )
         readable, writable, _ = select.select(
-            watched, [self.channel] if self.channel.pending else [], [], pause
+            watched, [self.channel] if self.channel.pending else [], [], timeout
         )
         if writable:
             self.channel.flush()
-        return datagrams is not None and datagrams in readable
+        received = self.channel.receive() if self.channel in readable else []
+        return datagrams is not None and datagrams in readable, received
 
     def _send(self, outgoing: Outgoing) -> None:
         """Each message on its own: one that cannot be sent must not silence the heartbeats after it."""
@@ -232,7 +278,9 @@ def serve(control_fd: int, stamps_fd: int) -> int:
         membership.hold(time.monotonic())
     channel.send({"ready": True})
     key = bytes.fromhex(str(config["key"]))
-    return HeartbeatLoop(sock, membership, key, channel, stamps, float(config["hung_after"])).run(early)
+    schedstat = Path(str(config["loop_schedstat"])) if config.get("loop_schedstat") else None
+    speaker_loop = LoopWatch(stamps, schedstat, float(config["hung_after"]))
+    return HeartbeatLoop(sock, membership, key, channel, stamps, speaker_loop).run(early)
 
 
 if __name__ == "__main__":

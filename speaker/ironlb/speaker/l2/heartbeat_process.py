@@ -8,10 +8,12 @@ node claims nothing, and its peers take its IPs over as from any silent node.
 from __future__ import annotations
 
 import logging
+import os
 import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from prometheus_client import Counter
@@ -28,9 +30,7 @@ STALLS = Counter(
 RESTARTS = Counter(
     "ironlb_speaker_heartbeat_restarts", "Times the heartbeat process ended and was started again."
 )
-HUNG_AFTER = (
-    2.0  # seconds: a speaker loop slower than this is hung (a tick costs ms; under a quota, 100s of ms)
-)
+HUNG_AFTER = 2.0  # seconds a speaker loop may neither tick nor use the CPU before it counts as hung
 READY_TIMEOUT = 30.0  # seconds for the process to start (an interpreter, under the speaker's CPU quota)
 RESTART_EVERY = 1.0  # seconds between starts of a process that keeps ending
 
@@ -59,6 +59,8 @@ class HeartbeatProcess:
             "interval": interval,
             "timeout": timeout,
             "hung_after": hung_after,
+            # the loop's thread is the one that starts its heartbeats: its CPU time tells busy from hung
+            "loop_schedstat": f"/proc/{os.getpid()}/task/{threading.get_native_id()}/schedstat",
         }
         self.stamps = SharedStamps.create()
         self._addresses: dict[str, str] = {}
@@ -69,6 +71,7 @@ class HeartbeatProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._channel: Channel | None = None
         self._next_start = 0.0
+        self._next_check = 0.0
         self._ending = False
 
     def start(self) -> HeartbeatProcess:
@@ -152,25 +155,31 @@ class HeartbeatProcess:
             self._handle(message)
 
     def _poll(self) -> None:
-        channel, process = self._channel, self.process
-        if channel is None or process is None or self._ending:
-            return
-        channel.flush()
-        for message in channel.receive():
-            self._handle(message)
-        if process.poll() is None:
+        """Take what the process reported; start it again if it ended (at most every RESTART_EVERY)."""
+        process = self.process
+        if process is None or self._ending:
             return
         now = time.monotonic()
+        if self._channel is not None:
+            self._channel.flush()
+            for message in self._channel.receive():
+                self._handle(message)
+            if not self._channel.closed and now < self._next_check:
+                return  # (its end closes the channel: the exit status is read once a second otherwise)
+        self._next_check = now + RESTART_EVERY
+        if process.poll() is None:
+            return
         if now < self._next_start:
             return
         self._next_start = now + RESTART_EVERY
         log.error("the heartbeat process ended (exit code %s): starting it again", process.returncode)
         RESTARTS.inc()
-        channel.close()
-        self._channel = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         try:
             self._spawn()
-        except Exception:
+        except Exception:  # tried again after RESTART_EVERY; meanwhile this node claims nothing
             log.exception("starting the heartbeat process")
 
     def _handle(self, message: Message) -> None:

@@ -30,6 +30,7 @@ REPEATS = 3  # a report is broadcast this many times, one interval apart: 1 % lo
 REORDER = 1_000_000_000  # ns: a message up to 1 s older than the sender's newest may still arrive
 RETIRED_BOOTS = 8  # boots remembered per node, so that none of them can be replayed once replaced
 UNKNOWN = bytes(16)  # the boot named by a down report on a node never heard of
+DUE_MARGIN = 0.001  # s: a silence counts once *past* the timeout, so a tick is due just after it
 Outgoing = list[tuple[list[str], Message]]  # (destinations, message)
 
 
@@ -151,6 +152,20 @@ class Membership:
         """False while this node's own loop is stalled past ``stall_limit`` and, after such a stall, until
         its peers have heard it again and handed its IPs back."""
         return claimable(now, *self.claim_window(), self.stall_limit)
+
+    def next_due(self) -> float:
+        """When ``tick`` next has work if no message comes first: a heartbeat (with any report repeats), a
+        reply owed to a speaker that just started, a neighbour's silence past the timeout, a lone report's
+        timeout. Ticking earlier changes nothing, so a caller may sleep until then."""
+        if self._direct:
+            return float("-inf")
+        due = self._next_heartbeat
+        for node, heard in self._watching.items():
+            if node not in self._reported_down:
+                due = min(due, heard + self.timeout + DUE_MARGIN)
+        for since in self._lone.values():
+            due = min(due, since + self.timeout)
+        return due
 
     def claim_window(self) -> tuple[float, float]:
         """(last tick, claim after): what ``may_claim`` decides from, for a process that asks without

@@ -6,8 +6,9 @@ a lock. The speaker publishes when its own loop last ran; the heartbeat process 
 is too old (a hung speaker must not keep its IPs from its peers).
 
 Each record has one writer and is read under a sequence lock: an odd sequence is a write under way, and a
-read is kept only if the sequence did not move. A writer frozen mid-write (SIGSTOP) leaves the sequence odd:
-the reader then gives up after a few tries and takes the safe answer (cannot claim; loop not running).
+read is kept only if the sequence did not move. A writer stopped mid-write (throttled by the CPU quota,
+frozen) leaves the sequence odd: after a few tries the reader takes the last record it read whole. Both
+records hold moments, so a stale one ages into the safe answer: cannot claim, loop not running.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class SharedStamps:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._map = mmap.mmap(fd, SIZE)
+        self._last = {CLAIM: NEVER, LOOP: (float("-inf"), 0.0)}  # the last record read whole
 
     @classmethod
     def create(cls) -> SharedStamps:
@@ -47,18 +49,16 @@ class SharedStamps:
         self._write(CLAIM, last_tick, claim_after)
 
     def loop_ran(self) -> float:
-        """When the speaker's loop last ran (CLOCK_MONOTONIC); -inf when unreadable (a frozen writer)."""
-        values = self._read(LOOP)
-        return float("-inf") if values is None else values[0]
+        """When the speaker's loop last ran (CLOCK_MONOTONIC)."""
+        return self._read(LOOP)[0]
 
     # ------------------------------------------------------------------------------------- speaker side
     def mark_loop(self, now: float) -> None:
         self._write(LOOP, now, 0.0)
 
     def claim_window(self) -> tuple[float, float]:
-        """(last tick, claim after) of the membership; NEVER when unreadable."""
-        values = self._read(CLAIM)
-        return NEVER if values is None else values
+        """(last tick, claim after) of the membership."""
+        return self._read(CLAIM)
 
     # ---------------------------------------------------------------------------------------- internals
     def _write(self, offset: int, first: float, second: float) -> None:
@@ -67,16 +67,17 @@ class SharedStamps:
         _VALUES.pack_into(self._map, offset + 8, first, second)
         _SEQUENCE.pack_into(self._map, offset, sequence + 2)
 
-    def _read(self, offset: int) -> tuple[float, float] | None:
+    def _read(self, offset: int) -> tuple[float, float]:
         for _ in range(TRIES):
             (before,) = _SEQUENCE.unpack_from(self._map, offset)
             if before % 2:
                 continue
-            first, second = _VALUES.unpack_from(self._map, offset + 8)
+            values: tuple[float, float] = _VALUES.unpack_from(self._map, offset + 8)
             (after,) = _SEQUENCE.unpack_from(self._map, offset)
             if before == after:
-                return first, second
-        return None
+                self._last[offset] = values
+                return values
+        return self._last[offset]
 
     def close(self) -> None:
         self._map.close()
