@@ -41,7 +41,7 @@ def main(count: int) -> None:
             pid = pod.process.pid
             # `ip netns exec` execs the speaker, so the pod's PID is the speaker's own Python process
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            children = process_tree(pid)[1:]  # the heartbeat process
             print(f"speaker pid {pid}: {' '.join(c.decode() for c in command[:3])} (children: {children})")
 
             def announced() -> int:
