@@ -170,6 +170,12 @@ def _launchers(lab: KubeVirtLab, namespace: str, selector: str) -> list[dict[str
     return list(json.loads(result.stdout)["items"])
 
 
+def _launchers_with_addresses(lab: KubeVirtLab, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The launchers once every one has its podIP: the kubelet reports status a moment after creation."""
+    pods = _launchers(lab, namespace, selector)
+    return pods if all(pod.get("status", {}).get("podIP") for pod in pods) else []
+
+
 def _curl(lab: KubeVirtLab, url: str) -> str:
     result = lab.lab.client.run("curl", "-s", "--max-time", "2", url)
     return result.stdout if result.returncode == 0 else ""
@@ -217,7 +223,9 @@ def test_the_seeds_vm_serves_nginx_and_its_service_follows_a_live_migration(lab:
     plane.kubectl("apply", "-f", "-", input=SEED_VM)
 
     pods = wait_until(
-        lambda: _launchers(lab, "default", "metallb-service=nginx"), 30, "the virt-launcher pod"
+        lambda: _launchers_with_addresses(lab, "default", "metallb-service=nginx"),
+        30,
+        "the virt-launcher pod and its podIP",
     )
     assert len(pods) == 1
     metadata = pods[0]["metadata"]
