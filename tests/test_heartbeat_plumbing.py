@@ -8,12 +8,15 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 from ironlb.speaker.l2.channel import MAX_BUFFERED, Channel
 from ironlb.speaker.l2.membership import Membership, claimable
+from ironlb.speaker.l2.responders import Responders
 from ironlb.speaker.l2.stamps import CLAIM, LOOP, NEVER, SharedStamps
 
 finite = st.floats(allow_nan=False, allow_infinity=True)
@@ -127,3 +130,27 @@ def test_the_other_side_gone_closes_the_channel_and_sending_never_blocks() -> No
         assert sender.receive() == []
     finally:
         sender.close()
+
+
+def test_news_from_the_heartbeat_process_ends_the_responders_wait() -> None:
+    """The speaker's loop waits in ``Responders.answer_for`` between ticks: a report on the channel (a peer
+    held dead) must end that wait at once, so the peer's IPs are taken without waiting for the next tick."""
+    ours, theirs = socket.socketpair()
+    responders = Responders()
+    try:
+        channel = Channel(ours)
+        responders.wake_on(channel)
+        threading.Timer(0.2, Channel(theirs).send, [{"dead": ["node2"], "doubted": 0}]).start()
+        began = time.monotonic()
+        responders.answer_for(5.0)
+        assert time.monotonic() - began < 2.0
+        assert channel.receive() == [{"dead": ["node2"], "doubted": 0}]
+        responders.wake_on(None)  # (a channel that ended is no longer watched: it would read as ready)
+        theirs.close()
+        began = time.monotonic()
+        responders.answer_for(0.3)
+        assert time.monotonic() - began >= 0.3
+    finally:
+        responders.close()
+        ours.close()
+        theirs.close()

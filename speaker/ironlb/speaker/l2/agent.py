@@ -123,8 +123,10 @@ class L2Agent:
         self._interfaces = interfaces
         # what the reporter checks its queue against is set before anything is queued
         before, self.announced = self.announced, dict(owned)
-        for responder, address in self.responders.set_owned(interfaces):
+        fresh = self.responders.set_owned(interfaces)
+        for responder, address in fresh:  # the clients first: logs, metrics and reports after
             responder.announce(address)
+        for _, address in fresh:
             if before.get(address) != owned[address]:
                 log.info("announcing %s (%s) from node %s", address, owned[address], node)
                 TAKEOVERS.labels(node=node).inc()
@@ -159,6 +161,8 @@ class L2Agent:
     def answer_for(self, seconds: float) -> None:
         """Answer ARP/NDP meanwhile, but not once this node's loop has stalled long enough for its peers
         to take over: a late answer would contradict the new owner's."""
+        # a report from the heartbeat process (a peer's death) ends the wait: its IPs are taken at once
+        self.responders.wake_on(self.heartbeats.news())
         self.responders.answer_for(seconds, lambda: self.heartbeats.may_claim(time.monotonic()))
 
     def leave(self) -> None:

@@ -85,6 +85,11 @@ class HeartbeatProcess:
         self._poll()
         return self.version, self._alive
 
+    def news(self) -> Channel | None:
+        """What to watch for the process's reports (readable: call ``alive``); None while it has none."""
+        channel = self._channel
+        return channel if channel is not None and not channel.closed else None
+
     def doubted(self) -> int:
         """How many down reports on this node its peers have sent (each may have moved its IPs)."""
         return self._doubted

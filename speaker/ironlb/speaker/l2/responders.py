@@ -6,10 +6,15 @@ import logging
 import selectors
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from .responder import IPAddress, L2Responder
 
 log = logging.getLogger("ironlb.speaker.l2")
+
+
+class Readable(Protocol):
+    def fileno(self) -> int: ...
 
 
 class Responders:
@@ -19,6 +24,7 @@ class Responders:
         self.by_interface: dict[str, L2Responder] = {}
         self._retry_at: dict[str, float] = {}  # interfaces that could not be opened: when to try again
         self._selector = selectors.DefaultSelector()  # every responder's sockets, kept across ticks
+        self._wake: Readable | None = None  # readable: answer_for returns at once (news for the loop)
 
     def get(self, interface: str) -> L2Responder | None:
         responder = self.by_interface.get(interface)
@@ -59,21 +65,38 @@ class Responders:
                 del self.by_interface[interface]
         return fresh
 
+    def wake_on(self, readable: Readable | None) -> None:
+        """``answer_for`` returns as soon as ``readable`` has something to read, so the loop acts on it
+        (a peer's death) at once rather than at its next tick; None: no such file."""
+        if readable is self._wake:
+            return
+        if self._wake is not None:
+            self._selector.unregister(self._wake)
+        if readable is not None:
+            self._selector.register(readable, selectors.EVENT_READ, None)
+        self._wake = readable
+
     def owned(self) -> list[tuple[L2Responder, IPAddress]]:
         return [(r, address) for r in self.by_interface.values() for address in r.owned]
 
     def answer_for(self, seconds: float, may_answer: Callable[[], bool] = lambda: True) -> None:
-        """Answer on every interface during ``seconds`` (one select over all sockets); what arrives while
-        ``may_answer`` says no is read and left unanswered."""
-        if not self.by_interface:
+        """Answer on every interface during ``seconds`` (one select over all sockets), or until the file
+        given to ``wake_on`` is readable; what arrives while ``may_answer`` says no is read, not answered."""
+        if not self._selector.get_map():
             time.sleep(seconds)
             return
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             ready = self._selector.select(remaining)
             answering = may_answer() if ready else True
+            woken = False
             for key, _ in ready:
-                key.data.drain(key.fileobj, answering)
+                if key.data is None:
+                    woken = True
+                else:
+                    key.data.drain(key.fileobj, answering)
+            if woken:
+                return
 
     def close(self) -> None:
         self._selector.close()
