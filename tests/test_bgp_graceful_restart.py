@@ -8,7 +8,9 @@ nodes announce (the speaker's exabgp supervisor per node, tests/test_bgp_lab.py'
   recovery ends within seconds, not at BIRD's 240 s wait timer;
 - a node's speaker killed (kill -9: no NOTIFICATION, no withdrawal) and started again: BIRD, the helper,
   keeps the node's path as stale until the restarted speaker sends it again, so traffic keeps using the
-  node, whose data plane never stopped. Without the capability the path goes at once (tested too).
+  node, whose data plane never stopped. Without the capability the path goes at once (tested too). The
+  restarted speaker's End-of-RIB follows its routes (BIRD's packet trace says so): BIRD drops the paths
+  still stale at End-of-RIB, so one sent before the route would drop the node's path for a moment.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def _announcing(
     for number in (1, 2):  # each node answers for the Service IP, as its pods would behind kube-proxy
         lab.node(number).run("ip", "addr", "add", PREFIX, "dev", "lo", check=True)
     neighbors = [Neighbor(str(lab.node(n).v4), NODE_ASN) for n in (1, 2)]
-    router = Bird(lab, tmp_path / "bird", ROUTER_ASN, neighbors, graceful_restart=True).start()
+    router = Bird(
+        lab, tmp_path / "bird", ROUTER_ASN, neighbors, graceful_restart=True, trace_packets=True
+    ).start()
     speakers = [_speaker(lab, tmp_path, number, graceful) for number in (1, 2)]
     wait_for(
         lambda: _kernel_hops(router) == 2, 30, "the Service's route via both nodes in the router's kernel"
@@ -134,21 +138,15 @@ def test_bird_restarted_gracefully_keeps_forwarding_to_the_service(lab: LabNetwo
     assert recovered < DOWN_SECONDS + 10, "BIRD waited for End-of-RIB instead of getting it"
 
 
-@pytest.mark.parametrize(
-    "graceful",
-    [
-        pytest.param(
-            True,
-            # found 2026-11-30 on a machine 3-4x slower than usual, reproduced twice: one 20 ms sample with
-            # node1's path gone after its restart. Suspected: the restarted exabgp sends End-of-RIB before
-            # the route the harness feeds it, and BIRD flushes the stale path at End-of-RIB. Open defect
-            # (issue 14's closing note); the speaker's exabgp is fed the same way.
-            marks=pytest.mark.xfail(strict=False, reason="End-of-RIB may precede the restarted route"),
-        ),
-        False,
-    ],
-    ids=["graceful-restart", "without"],
-)
+def _received(router: Bird, offset: int, protocol: str) -> list[str]:
+    """What BIRD logged receiving from ``protocol`` after ``offset`` bytes: ``UPDATE``, ``END-OF-RIB``..."""
+    with router.log.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    return re.findall(rf" {protocol}: Got (\S+)", text)
+
+
+@pytest.mark.parametrize("graceful", [True, False], ids=["graceful-restart", "without"])
 def test_a_killed_speaker_s_path_is_kept_stale_until_it_is_back(
     lab: LabNetwork, tmp_path: Path, graceful: bool
 ) -> None:
@@ -159,9 +157,16 @@ def test_a_killed_speaker_s_path_is_kept_stale_until_it_is_back(
     os.killpg(speakers[0].process.pid, signal.SIGKILL)  # the harness and its exabgp
     wait_for(lambda: router.state(neighbors[0]) != "Established", 15, "BIRD to see node1's session end")
     time.sleep(DOWN_SECONDS)
+    restarted_at = router.log.stat().st_size
     _speaker(lab, tmp_path, 1, graceful)
     wait_for(lambda: router.state(neighbors[0]) == "Established", 20, "node1's session again")
     wait_for(lambda: _kernel_hops(router) == 2, 10, "both next hops again")
+    protocol = router.protocol(neighbors[0])
+    wait_for(lambda: "END-OF-RIB" in _received(router, restarted_at, protocol), 10, "node1's End-of-RIB")
+    received = [m for m in _received(router, restarted_at, protocol) if m in ("UPDATE", "END-OF-RIB")]
+    # an End-of-RIB is an empty UPDATE (BIRD logs both): the route's UPDATE must come before that one
+    first_end = received.index("END-OF-RIB")
+    assert "UPDATE" in received[: first_end - 1], f"End-of-RIB before the route: {received}"
     answered = watch.answered()
     mode = "with" if graceful else "without"
     print(f"\nnode1's speaker killed, back after {DOWN_SECONDS:.0f} s ({mode} graceful restart): next hops "

@@ -17,7 +17,9 @@ from ironlb.speaker.bgp.exabgp_api import (
     Change,
     announce_command,
     diff_routes,
+    end_of_rib_commands,
     parse_event,
+    parse_negotiated,
     resend_routes,
     withdraw_command,
 )
@@ -206,6 +208,24 @@ def test_neighbor_events_are_parsed_and_everything_else_ignored() -> None:
     )
     assert parse_event("done") is None and parse_event("{broken") is None
     assert parse_event('{"type": "update"}') is None
+
+
+def test_what_a_session_negotiated_is_read_and_its_end_of_rib_follows_each_family() -> None:
+    line = (  # as exabgp 5's JSON encoder writes it (``negotiated;`` in the neighbor's api block)
+        '{ "exabgp": "5.0.0", "time": 1.0, "host" : "n1", "pid" : 7, "ppid" : 1, "counter": 2, "type": '
+        '"negotiated", "neighbor": { "address": { "local": "198.51.100.11", "peer": "198.51.100.126" }, '
+        '"asn": { "local": 64512, "peer": 64500 } , "negotiated": { "message_size": 4096, "hold_time": 9, '
+        '"asn4": true, "multisession": false, "operational": false, "refresh": "normal", "families": '
+        '["ipv4 unicast", "ipv6 unicast"], "nexthop": [], "add_path": {"send": [], "receive": []} }  } }'
+    )
+    negotiated = parse_negotiated(line)
+    assert negotiated is not None and negotiated.peer_address == "198.51.100.126"
+    assert end_of_rib_commands(negotiated.peer_address, negotiated.families) == [
+        "neighbor 198.51.100.126 announce eor ipv4 unicast",
+        "neighbor 198.51.100.126 announce eor ipv6 unicast",
+    ]
+    assert parse_negotiated(line.replace('"negotiated", "neighbor"', '"state", "neighbor"')) is None
+    assert parse_negotiated("done") is None and parse_event(line) is None
 
 
 BIRD_OUTPUT = """BIRD 2.0.12 ready.

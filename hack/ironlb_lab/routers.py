@@ -69,12 +69,17 @@ BFD_INTERVAL_MS, BFD_MULTIPLIER = 300, 3  # the router's BFD timers (MetalLB's d
 
 
 def bird_config(
-    router_id: str, asn: int, neighbors: Sequence[Neighbor], graceful_restart: bool = False
+    router_id: str,
+    asn: int,
+    neighbors: Sequence[Neighbor],
+    graceful_restart: bool = False,
+    trace_packets: bool = False,
 ) -> str:
     """BIRD2 configuration: one BGP protocol per neighbor, all paths kept, ECMP into the kernel; a BFD
     protocol when a neighbor asks for BFD (on the LAN interface, and multihop). With ``graceful_restart``
     (RFC 4724) BIRD restarts keeping its forwarding table: the kernel protocols wait for the recovery to end
-    (every graceful-restart peer's End-of-RIB) before they remove what was not learned again."""
+    (every graceful-restart peer's End-of-RIB) before they remove what was not learned again. With
+    ``trace_packets`` the log says which BGP message came when (``peer0: Got UPDATE``, ``Got END-OF-RIB``)."""
     kernel = " graceful restart on;" if graceful_restart else ""
     lines = [
         f"router id {router_id};",
@@ -112,6 +117,8 @@ def bird_config(
             options.append("bfd on;")
         if graceful_restart:
             options.append("graceful restart on;")
+        if trace_packets:
+            options.append("debug { packets };")
         if neighbor.password is not None:
             options.append(f'password "{neighbor.password}";')
         channel = f"{family} {{ import all; export none;{' gateway direct;' if ibgp else ''} }};"
@@ -216,6 +223,11 @@ class Bird(_Router):
     """BIRD2 in the router namespace (``bird -f``, foreground, so the lab owns its PID)."""
 
     graceful_restart: bool = False
+    trace_packets: bool = False
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "bird.log"
 
     @property
     def socket(self) -> Path:
@@ -225,12 +237,14 @@ class Bird(_Router):
         """Start BIRD; ``recovering``: after ``shut_down_for_graceful_restart`` (``bird -R``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "bird.conf"
-        config.write_text(bird_config(str(self.host.v4), self.asn, self.neighbors, self.graceful_restart))
+        config.write_text(
+            bird_config(
+                str(self.host.v4), self.asn, self.neighbors, self.graceful_restart, self.trace_packets
+            )
+        )
         config.chmod(0o600)
         argv = ["bird", "-f", "-c", str(config), "-s", str(self.socket), "-P", str(self.workdir / "bird.pid")]
-        self.process = self.lab.spawn(
-            self.host, [*argv, *(["-R"] if recovering else [])], self.workdir / "bird.log"
-        )
+        self.process = self.lab.spawn(self.host, [*argv, *(["-R"] if recovering else [])], self.log)
         self.wait_ready()
         return self
 

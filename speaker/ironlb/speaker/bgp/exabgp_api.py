@@ -1,8 +1,9 @@
 """exabgp's text API, pure: the command lines for routes, the changes between two route sets, its events.
 
 Commands follow exabgp 5 (``reactor/api/command/announce.py``): ``neighbor <peer> announce route <prefix>
-next-hop self [community [..]] [large-community [..]] [local-preference N]`` and ``neighbor <peer> withdraw
-route <prefix>``. A changed route is simply announced again: BGP replaces a prefix's attributes in place.
+next-hop self [community [..]] [large-community [..]] [local-preference N]``, ``neighbor <peer> withdraw
+route <prefix>`` and ``neighbor <peer> announce eor <afi> <safi>``. A changed route is simply announced
+again: BGP replaces a prefix's attributes in place.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .routes import Route
 
@@ -31,6 +32,13 @@ def announce_command(peer_address: str, route: Route) -> str:
 
 def withdraw_command(peer_address: str, route: Route) -> str:
     return f"neighbor {peer_address} withdraw route {route.prefix}"
+
+
+def end_of_rib_commands(peer_address: str, families: Iterable[str]) -> list[str]:
+    """End-of-RIB for each family (``ipv4 unicast``): sent once this node's routes are, never before (exabgp
+    runs with ``manual-eor``), so a router keeping this node's paths stale after its restart (graceful
+    restart, RFC 4724) drops none of them in between."""
+    return [f"neighbor {peer_address} announce eor {family}" for family in families]
 
 
 @dataclass(frozen=True)
@@ -84,17 +92,45 @@ class NeighborEvent:
     reason: str = ""
 
 
-def parse_event(line: str) -> NeighborEvent | None:
-    """A neighbor state change from exabgp's JSON encoder; None for anything else (acks, updates)."""
+@dataclass(frozen=True)
+class Negotiated:
+    """The families a session carries, as its OPEN messages settled them (``ipv4 unicast``, ...)."""
+
+    peer_address: str
+    families: tuple[str, ...]
+
+
+def _message(line: str, kind: str) -> dict[str, Any] | None:
+    """The ``neighbor`` part of one of exabgp's JSON messages of type ``kind``; None for anything else."""
     if not line.startswith("{"):
         return None
     try:
         message = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(message, dict) or message.get("type") != "state":
+    if not isinstance(message, dict) or message.get("type") != kind:
         return None
     neighbor = message.get("neighbor", {})
+    return neighbor if isinstance(neighbor, dict) else None
+
+
+def parse_negotiated(line: str) -> Negotiated | None:
+    """What a session negotiated (exabgp says so before the session is up); None for anything else."""
+    neighbor = _message(line, "negotiated")
+    if neighbor is None:
+        return None
+    peer = neighbor.get("address", {}).get("peer")
+    families = neighbor.get("negotiated", {}).get("families")
+    if not isinstance(peer, str) or not isinstance(families, list):
+        return None
+    return Negotiated(peer, tuple(str(family) for family in families))
+
+
+def parse_event(line: str) -> NeighborEvent | None:
+    """A neighbor state change from exabgp's JSON encoder; None for anything else (acks, updates)."""
+    neighbor = _message(line, "state")
+    if neighbor is None:
+        return None
     state = neighbor.get("state")
     peer = neighbor.get("address", {}).get("peer")
     if not isinstance(state, str) or not isinstance(peer, str):

@@ -27,7 +27,14 @@ from typing import IO
 
 from ironlb.api.contract import ExabgpConfig
 
-from .exabgp_api import command_for, diff_routes, parse_event, resend_routes
+from .exabgp_api import (
+    command_for,
+    diff_routes,
+    end_of_rib_commands,
+    parse_event,
+    parse_negotiated,
+    resend_routes,
+)
 from .exabgp_config import render_exabgp
 from .routes import Route
 
@@ -46,6 +53,8 @@ RELOAD_RETRY_SECONDS = 1.0
 # BFD saw the peer go: exabgp's teardown sends Cease with this subcode (RFC 4486: Administrative Reset, the
 # session comes back once BFD is Up again)
 CEASE_ADMINISTRATIVE_RESET = 4
+# the family a session carries when exabgp did not say (a peer without the multiprotocol capability)
+DEFAULT_FAMILIES = ("ipv4 unicast",)
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,8 @@ class ExabgpSupervisor:
         self._resync: dict[str, float] = {}
         self._resend: set[str] = set()  # sessions whose unchanged routes are announced once more
         self._commands: list[str] = []  # other API commands (teardowns), sent before route changes
+        self._families: dict[str, tuple[str, ...]] = {}  # session -> families it negotiated
+        self._end_of_rib_due: set[str] = set()  # sessions up, whose End-of-RIB follows their routes
         self._next_full_resync = time.monotonic() + FULL_RESYNC_SECONDS
         self._states: dict[str, SessionState] = {}
         self._connection: socket.socket | None = None
@@ -345,6 +356,15 @@ class ExabgpSupervisor:
             if line == "error":
                 log.warning("exabgp refused a route command (see exabgp's log)")
             return
+        negotiated = parse_negotiated(line)
+        if negotiated is not None:
+            with self._lock:
+                families = negotiated.families
+                for name, address in self._peer_addresses().items():
+                    if address == negotiated.peer_address and self._families.get(name) != families:
+                        self._families[name] = families
+                        log.info("BGP session %s carries %s", name, ", ".join(families) or "nothing")
+            return
         event = parse_event(line)
         if event is None:
             return
@@ -359,6 +379,7 @@ class ExabgpSupervisor:
                     )
                 if event.state == "Established":
                     self._resync[name] = time.monotonic() + RESYNC_AFTER_UP_SECONDS
+                    self._end_of_rib_due.add(name)
             self._lock.notify_all()  # an Established session gets the changes held back while it was down
 
     def _write_loop(self) -> None:
@@ -373,6 +394,7 @@ class ExabgpSupervisor:
                                 self._wanted_here() != self._sent
                                 or bool(self._resend)
                                 or bool(self._commands)
+                                or bool(self._end_of_rib_due)
                             )
                         )
                     )
@@ -386,14 +408,26 @@ class ExabgpSupervisor:
                 commands, self._commands = self._commands, []
                 addresses = self._peer_addresses()
                 self._sent = wanted
-                self._pending_acks += len(commands) + len(changes)
-            commands += [command_for(c, addresses[c.session]) for c in changes]
+                ends = self._end_of_rib_after(addresses)
+                self._pending_acks += len(commands) + len(changes) + len(ends)
+            commands += [command_for(c, addresses[c.session]) for c in changes] + ends
             payload = "".join(command + "\n" for command in commands)
             try:
                 assert connection is not None
                 connection.sendall(payload.encode())
             except OSError as error:
                 log.warning("exabgp's API relay is gone (%s); routes are sent again on reconnect", error)
+
+    def _end_of_rib_after(self, addresses: Mapping[str, str]) -> list[str]:
+        """End-of-RIB for the sessions that came up, to follow the routes sent with it (exabgp handles
+        commands in order, and sends an End-of-RIB only once the routes before it are out)."""
+        due, self._end_of_rib_due = self._end_of_rib_due, set()
+        return [
+            command
+            for name in sorted(due)
+            if name in addresses and self._states.get(name, SessionState("Idle", 0.0)).state == "Established"
+            for command in end_of_rib_commands(addresses[name], self._families.get(name) or DEFAULT_FAMILIES)
+        ]
 
     def _wanted_here(self) -> dict[str, frozenset[Route]]:
         """Wanted routes of the sessions exabgp knows (commands for others would fail). A session that is
