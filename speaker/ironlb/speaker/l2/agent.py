@@ -22,8 +22,9 @@ from .heartbeat_process import HeartbeatProcess
 from .link import LinkWatch
 from .owners import OwnerIndex
 from .ownership import answering_interfaces, l2_eligible, owned_ips
+from .refresh import SpreadRefresh
 from .report import AnnouncementReporter
-from .responder import IPAddress
+from .responder import IPAddress, L2Responder
 from .responders import Responders
 
 log = logging.getLogger("ironlb.speaker.l2")
@@ -64,7 +65,9 @@ class L2Agent:
             node, settings.current.heartbeat_port, key, interval=tick, timeout=max(0.3, 6 * tick)
         ).start()
         self.link = LinkWatch(primary, hold_down=self.heartbeats.timeout)
-        self.next_refresh = now + settings.current.gratuitous_refresh_seconds
+        self.refresh = SpreadRefresh[tuple[L2Responder, IPAddress]](
+            settings.current.gratuitous_refresh_seconds, tick, now
+        )
         self.announced: dict[IPAddress, str] = {}
         self.owners = OwnerIndex()
         self._seen: tuple[int, int, bool] | None = None  # (snapshot, membership, link usable) applied
@@ -100,14 +103,15 @@ class L2Agent:
             self._reassert_at = None
             self._reassert()
         muted = not self.heartbeats.may_claim(now)
-        refresh = self.settings.current.gratuitous_refresh_seconds
-        if (self._muted and not muted) or (refresh and now >= self.next_refresh):
+        if self._muted and not muted:
             # after a stall, peers may have taken this node's IPs and given them back: clients must
-            # learn again where they are; and switches whose tables aged out relearn the port
+            # learn again where they are, all at once
             for responder, address in self.responders.owned():
                 responder.announce(address)
-            self.next_refresh = now + refresh
         self._muted = muted
+        for responder, address in self.refresh.due(now, self.responders.owned):
+            if address in responder.owned:  # switches whose tables aged out relearn the port
+                responder.announce(address)
 
     def _apply(self, snapshot: Snapshot, owned: dict[IPAddress, str]) -> None:
         """Answer for ``owned`` from now on: announce what is new, release what is gone. Nothing to do
@@ -156,7 +160,9 @@ class L2Agent:
         self._limited = limited  # (lower: a responder was reopened with a fresh count)
 
     def settings_changed(self, now: float) -> None:
-        self.next_refresh = now + self.settings.current.gratuitous_refresh_seconds
+        period = self.settings.current.gratuitous_refresh_seconds
+        if period != self.refresh.period:
+            self.refresh.set_period(period, now)
 
     def answer_for(self, seconds: float) -> None:
         """Answer ARP/NDP meanwhile, but not once this node's loop has stalled long enough for its peers
