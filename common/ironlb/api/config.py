@@ -47,8 +47,8 @@ class SpeakerSettings(ApiModel):
         default=30,
         ge=0,
         le=3600,
-        description="Re-announce owned IPs (gratuitous ARP / unsolicited NA) this often; 0 turns it off. "
-        "Picked up live.",
+        description="Re-announce owned IPs (gratuitous ARP / unsolicited NA) this often, at most 100 IPs "
+        "per second per node (with more IPs, less often); 0 turns it off. Picked up live.",
     )
     heartbeat_port: int = Field(
         default=7476,  # not 7946: MetalLB's memberlist port, so both can run side by side while migrating

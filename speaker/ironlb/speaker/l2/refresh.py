@@ -1,10 +1,12 @@
-"""The periodic re-announcement of owned IPs, spread over its period (pure: time passed in).
+"""The periodic re-announcement of owned IPs, spread out in time (pure: time passed in).
 
-Switches age out their MAC tables and clients their neighbour caches; a gratuitous ARP or unsolicited NA per
-owned IP every ``period`` keeps both fresh. Sent all at once, 10,000 IPs are 10,000 frames in a burst on the
-segment and ~0.2 s of CPU in one tick: under a CPU quota of 100m, two seconds in which the loop answers no
-ARP request. So a round is spread over the first half of its period, a few IPs per tick; the other half is
-slack for a loop that ticks late.
+Clients that missed a takeover's announcement learn the new owner from the next re-announcement: a
+gratuitous ARP or unsolicited NA per owned IP every ``period``. Sent all at once, 10,000 IPs are 10,000
+frames in a burst that every host of the segment processes, and ~0.2 s of CPU in one tick: under a CPU quota
+of 100m, two seconds in which the loop answers no request. So a round goes out a few IPs per tick, over the
+first half of its period (the other half is slack for a loop that ticks late), and never faster than
+``MAX_RATE`` IPs per second: past ``MAX_RATE * period / 2`` IPs a round takes longer than half the period,
+and the next one starts once it is over.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+MAX_RATE = 100  # IPs re-announced per second at most (a segment's hosts each process every frame)
 Item = TypeVar("Item")
 
 
 class SpreadRefresh(Generic[Item]):
-    def __init__(self, period: float, tick: float, now: float) -> None:
-        self.period, self.tick = period, tick
+    def __init__(self, period: float, tick: float, now: float, max_rate: float = MAX_RATE) -> None:
+        self.period, self.tick, self.max_rate = period, tick, max_rate
         self.next_round = now + period
         self._pending: deque[Item] = deque()
         self._batch = 1
@@ -29,13 +32,13 @@ class SpreadRefresh(Generic[Item]):
         self._pending.clear()
 
     def due(self, now: float, owned: Callable[[], list[Item]]) -> list[Item]:
-        """What to announce again in this tick. A round takes ``owned()`` when it starts; what it has not
-        sent by the next round's start is dropped (that round sends it)."""
+        """What to announce again in this tick. A round takes ``owned()`` when it starts, one period after
+        the previous round started, or once that round is over if it took longer."""
         if self.period <= 0:
             return []
-        if now >= self.next_round:
+        if not self._pending and now >= self.next_round:
             self.next_round = now + self.period
             self._pending = deque(owned())
-            ticks = max(1, int(self.period / 2 / self.tick))
-            self._batch = max(1, -(-len(self._pending) // ticks))
+            spread = max(self.period / 2, len(self._pending) / self.max_rate)
+            self._batch = max(1, -(-len(self._pending) // max(1, int(spread / self.tick))))
         return [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
