@@ -145,7 +145,8 @@ def test_news_from_the_heartbeat_process_ends_the_responders_wait() -> None:
         responders.answer_for(5.0)
         assert time.monotonic() - began < 2.0
         assert channel.receive() == [{"dead": ["node2"], "doubted": 0}]
-        responders.wake_on(None)  # (a channel that ended is no longer watched: it would read as ready)
+        channel.close()  # the process replaced: its channel closed first, then no longer watched
+        responders.wake_on(None)
         theirs.close()
         began = time.monotonic()
         responders.answer_for(0.3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import selectors
 import time
 from collections.abc import Callable
@@ -24,7 +25,8 @@ class Responders:
         self.by_interface: dict[str, L2Responder] = {}
         self._retry_at: dict[str, float] = {}  # interfaces that could not be opened: when to try again
         self._selector = selectors.DefaultSelector()  # every responder's sockets, kept across ticks
-        self._wake: Readable | None = None  # readable: answer_for returns at once (news for the loop)
+        # (a file, our duplicate of its descriptor): readable, answer_for returns at once (news for the loop)
+        self._wake: tuple[Readable, int] | None = None
 
     def get(self, interface: str) -> L2Responder | None:
         responder = self.by_interface.get(interface)
@@ -68,13 +70,21 @@ class Responders:
     def wake_on(self, readable: Readable | None) -> None:
         """``answer_for`` returns as soon as ``readable`` has something to read, so the loop acts on it
         (a peer's death) at once rather than at its next tick; None: no such file."""
-        if readable is self._wake:
+        if (self._wake[0] if self._wake else None) is readable:
             return
-        if self._wake is not None:
-            self._selector.unregister(self._wake)
+        self._unwake()
         if readable is not None:
-            self._selector.register(readable, selectors.EVENT_READ, None)
-        self._wake = readable
+            # a duplicate, closed only once unregistered: the file itself may be closed first, and its
+            # number reused by a responder's socket that unregistering it would then silence
+            duplicate = os.dup(readable.fileno())
+            self._selector.register(duplicate, selectors.EVENT_READ, None)
+            self._wake = (readable, duplicate)
+
+    def _unwake(self) -> None:
+        if self._wake is not None:
+            self._selector.unregister(self._wake[1])
+            os.close(self._wake[1])
+            self._wake = None
 
     def owned(self) -> list[tuple[L2Responder, IPAddress]]:
         return [(r, address) for r in self.by_interface.values() for address in r.owned]
@@ -99,6 +109,7 @@ class Responders:
                 return
 
     def close(self) -> None:
+        self._unwake()
         self._selector.close()
         for responder in self.by_interface.values():
             responder.close()
