@@ -109,8 +109,10 @@ class L2Agent:
             for responder, address in self.responders.owned():
                 responder.announce(address)
         self._muted = muted
+        if muted:  # peers may be taking this node's IPs: announcing them would contradict the new owners
+            return
         for responder, address in self.refresh.due(now, self.responders.owned):
-            if address in responder.owned:  # switches whose tables aged out relearn the port
+            if address in responder.owned:  # clients that missed a takeover's announcement learn it
                 responder.announce(address)
 
     def _apply(self, snapshot: Snapshot, owned: dict[IPAddress, str]) -> None:
