@@ -422,10 +422,10 @@ class ExabgpSupervisor:
         """End-of-RIB for the sessions that came up, to follow the routes sent with it (exabgp handles
         commands in order, and sends an End-of-RIB only once the routes before it are out)."""
         due, self._end_of_rib_due = self._end_of_rib_due, set()
+        up = {name for name, state in self._states.items() if state.state == "Established"}
         return [
             command
-            for name in sorted(due)
-            if name in addresses and self._states.get(name, SessionState("Idle", 0.0)).state == "Established"
+            for name in sorted(due & up & addresses.keys())
             for command in end_of_rib_commands(addresses[name], self._families.get(name) or DEFAULT_FAMILIES)
         ]
 

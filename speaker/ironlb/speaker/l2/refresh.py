@@ -20,8 +20,8 @@ Item = TypeVar("Item")
 
 
 class SpreadRefresh(Generic[Item]):
-    def __init__(self, period: float, tick: float, now: float, max_rate: float = MAX_RATE) -> None:
-        self.period, self.tick, self.max_rate = period, tick, max_rate
+    def __init__(self, period: float, tick: float, now: float) -> None:
+        self.period, self.tick = period, tick
         self.next_round = now + period
         self._pending: deque[Item] = deque()
         self._batch = 1
@@ -39,6 +39,6 @@ class SpreadRefresh(Generic[Item]):
         if not self._pending and now >= self.next_round:
             self.next_round = now + self.period
             self._pending = deque(owned())
-            spread = max(self.period / 2, len(self._pending) / self.max_rate)
+            spread = max(self.period / 2, len(self._pending) / MAX_RATE)
             self._batch = max(1, -(-len(self._pending) // max(1, int(spread / self.tick))))
         return [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
